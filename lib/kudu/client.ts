@@ -1,0 +1,207 @@
+/**
+ * The one Kudu client every task uses: triggered WebJobs, the VFS and the zip endpoint of an
+ * App Service's SCM site (https://<app>.scm.azurewebsites.net/). Paths are relative to %HOME%.
+ *
+ * @example
+ *   const kudu = new KuduClient({ scmUrl, credential: basicCredential(user, password), userAgent });
+ *   const job = await kudu.getTriggeredJob('backup');
+ *   const { runId } = await kudu.runTriggeredJob('backup', '--keep 7');
+ *   const run = await kudu.getJobRun('backup', runId);
+ */
+import * as fs from 'node:fs';
+import { KuduError } from './errors';
+import { HttpTransport, type HttpRequest, type HttpResponse, type StreamResponse, type TransportOptions } from './http';
+
+/** A run as Kudu reports it (`/api/triggeredwebjobs/{job}/history/{id}`). */
+export interface TriggeredJobRun {
+  id: string;
+  name: string;
+  status: string;
+  start_time: string | null;
+  end_time: string | null;
+  duration: string | null;
+  output_url: string | null;
+  error_url: string | null;
+  url: string;
+  job_name: string;
+  trigger: string;
+}
+
+export interface TriggeredJob {
+  name: string;
+  run_command: string;
+  url: string;
+  type: string;
+  error: string | null;
+  settings: Record<string, unknown>;
+  latest_run: TriggeredJobRun | null;
+  history_url: string;
+}
+
+export interface VfsEntry {
+  name: string;
+  size: number;
+  mtime: string;
+  mime: string;
+  href: string;
+  path: string;
+}
+
+/** Statuses after which a run changes no more. */
+export const TERMINAL_STATUSES: ReadonlySet<string> = new Set(['Success', 'Failed', 'Aborted', 'Stopped', 'Error']);
+/** Statuses that mean the job holds its one-run-at-a-time lock. */
+export const ACTIVE_STATUSES: ReadonlySet<string> = new Set(['Initializing', 'Running']);
+
+/** Kudu's exact 409 texts (Kudu.Services/Resources.resx). */
+export const ALREADY_RUNNING_TEXT = 'Cannot start a new run since job is already running.';
+export const WEBJOBS_STOPPED_TEXT = 'WebJobs are currently in "stopped" state.';
+
+export type KuduClientOptions = TransportOptions;
+
+export class KuduClient {
+  readonly http: HttpTransport;
+
+  constructor(readonly options: KuduClientOptions) {
+    this.http = new HttpTransport(options);
+  }
+
+  get host(): string {
+    return this.http.host;
+  }
+
+  /** The absolute URL of a path under the SCM root (no credentials in it). */
+  url(path: string): string {
+    return this.http.urlFor(path).toString();
+  }
+
+  close(): void {
+    this.http.close();
+  }
+
+  // ---- triggered WebJobs -------------------------------------------------------------------
+
+  async listTriggeredJobs(): Promise<TriggeredJob[]> {
+    return json(await this.http.send({ method: 'GET', path: 'api/triggeredwebjobs' }));
+  }
+
+  /** The job, or a not-found KuduError naming it. */
+  async getTriggeredJob(name: string): Promise<TriggeredJob> {
+    const res = await this.http.send({ method: 'GET', path: `api/triggeredwebjobs/${enc(name)}`, accept: [404] });
+    if (res.status === 404) throw new KuduError(`The triggered WebJob '${name}' does not exist on ${this.host}.`, 'not-found', { status: 404 });
+    return json(res);
+  }
+
+  /** Creates or replaces a job from a zip that holds its files (run.js, settings.job, ...). */
+  async putTriggeredJob(name: string, zipFile: string): Promise<TriggeredJob> {
+    const size = fs.statSync(zipFile).size;
+    const res = await this.http.send({
+      method: 'PUT',
+      path: `api/triggeredwebjobs/${enc(name)}`,
+      headers: {
+        'Content-Type': 'application/zip',
+        'Content-Disposition': `attachment; filename=${name}.zip`,
+        'Content-Length': String(size),
+      },
+      body: () => fs.createReadStream(zipFile),
+    });
+    return json(res);
+  }
+
+  /**
+   * Starts a run. Sent once, never retried here: if the answer is lost, the run may have started,
+   * and only the job's history can tell (see `findRunByTrigger`). `marker` goes into the
+   * User-Agent, which Kudu records in the run's `trigger`, so the run can be found again.
+   */
+  async runTriggeredJob(name: string, args: string | undefined, marker: string): Promise<{ runId: string; location: string }> {
+    const query = args ? `?arguments=${encodeURIComponent(args)}` : '';
+    const request: HttpRequest = {
+      method: 'POST',
+      path: `api/triggeredwebjobs/${enc(name)}/run${query}`,
+      userAgent: `${this.options.userAgent} ${marker}`,
+      accept: [404, 409],
+    };
+    const res = await this.http.send(request);
+    const text = res.body.toString('utf8').trim();
+    if (res.status === 404) throw new KuduError(`The triggered WebJob '${name}' does not exist on ${this.host}.`, 'not-found', { status: 404 });
+    if (res.status === 409) throw new KuduError(text || 'Conflict', 'conflict', { status: 409, body: text });
+    const location = String(res.headers.location ?? '');
+    const runId = location.split('/').filter(Boolean).pop() ?? '';
+    if (!/^\d+$/.test(runId)) {
+      throw new KuduError(
+        `Kudu accepted the run of '${name}' (${res.status}) but sent no usable Location header ('${location}'); cannot follow the run.`,
+        'http',
+        { status: res.status },
+      );
+    }
+    return { runId, location };
+  }
+
+  /** Runs, newest first; a job that never ran has no history folder and Kudu answers 404. */
+  async getJobHistory(name: string): Promise<TriggeredJobRun[]> {
+    const res = await this.http.send({ method: 'GET', path: `api/triggeredwebjobs/${enc(name)}/history`, accept: [404] });
+    if (res.status === 404) return [];
+    return (json<{ runs: TriggeredJobRun[] }>(res).runs ?? []).slice();
+  }
+
+  async getJobRun(name: string, runId: string): Promise<TriggeredJobRun> {
+    const res = await this.http.send({ method: 'GET', path: `api/triggeredwebjobs/${enc(name)}/history/${enc(runId)}`, accept: [404] });
+    if (res.status === 404) {
+      throw new KuduError(`Run ${runId} of WebJob '${name}' is not in the job's history on ${this.host}.`, 'not-found', { status: 404 });
+    }
+    return json(res);
+  }
+
+  /** The run whose trigger carries `marker` (our User-Agent at POST time), if Kudu started it. */
+  async findRunByTrigger(name: string, marker: string): Promise<TriggeredJobRun | undefined> {
+    return (await this.getJobHistory(name)).find((run) => (run.trigger ?? '').includes(marker));
+  }
+
+  // ---- VFS ---------------------------------------------------------------------------------
+
+  /**
+   * Bytes of a file from `offset` to its end (for a log that grows). Returns the new bytes and
+   * whether the file exists yet. A server that ignores Range still works: the head is dropped.
+   */
+  async readFrom(vfsPath: string, offset: number): Promise<{ exists: boolean; data: Buffer }> {
+    const res = await this.http.send({
+      method: 'GET',
+      path: vfsPath,
+      headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
+      accept: [404, 416],
+    });
+    if (res.status === 404) return { exists: false, data: Buffer.alloc(0) };
+    if (res.status === 416) return { exists: true, data: Buffer.alloc(0) };
+    if (res.status === 206) return { exists: true, data: res.body };
+    return { exists: true, data: res.body.subarray(Math.min(offset, res.body.length)) };
+  }
+
+  /** One level of a folder (`path` ends with `/`); undefined when it does not exist. */
+  async listDirectory(vfsFolder: string): Promise<VfsEntry[] | undefined> {
+    const path = `api/vfs/${trimSlashes(vfsFolder)}/`;
+    const res = await this.http.send({ method: 'GET', path, accept: [404] });
+    if (res.status === 404) return undefined;
+    return json(res);
+  }
+
+  /** A GET whose body the caller streams (file downloads, zip downloads). */
+  async openStream(path: string, headers: Record<string, string> = {}, accept: number[] = []): Promise<StreamResponse> {
+    return this.http.open({ method: 'GET', path, headers, accept });
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+function trimSlashes(path: string): string {
+  return path.replace(/^[/\\]+|[/\\]+$/g, '');
+}
+
+function json<T>(res: HttpResponse): T {
+  const text = res.body.toString('utf8');
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new KuduError(`Kudu sent something that is not JSON (${res.status}): ${text.slice(0, 200)}`, 'http', { status: res.status });
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Turns the task's service connection input into a Kudu client. Generic connections today: the
+ * URL is the SCM site, username and password are the publishing credentials, and an empty
+ * username with a password means the password is a bearer token. Every secret is registered with
+ * the agent before any request is made, so it is masked wherever it might surface.
+ */
+import * as os from 'node:os';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { basicCredential, bearerCredential, type KuduCredential } from '../kudu/credentials';
+import { KuduClient } from '../kudu/client';
+import type { Log } from './log';
+import { version } from '../../package.json';
+
+export interface ConnectionOptions {
+  /** The input holding the service connection; `kuduService` in every task. */
+  input?: string;
+  /** Task name, for the User-Agent (Kudu records it in a run's trigger). */
+  taskName: string;
+  log: Log;
+  maxAttempts?: number;
+}
+
+export function userAgent(taskName: string): string {
+  return `AppServiceSqliteTasks/${version} (${taskName}; node ${process.version}; ${os.platform()})`;
+}
+
+export function kuduFromServiceConnection(options: ConnectionOptions): KuduClient {
+  const input = options.input ?? 'kuduService';
+  const id = tl.getInput(input, false)?.trim();
+  if (!id) throw new Error(`Input '${input}' is required: choose the Generic service connection that points at the app's SCM site.`);
+  const url = tl.getEndpointUrl(id, true);
+  if (!url) {
+    throw new Error(`The service connection '${id}' (input '${input}') has no URL, or the task cannot see it. Check that it exists and that this pipeline is allowed to use it.`);
+  }
+  // getEndpointAuthorization, unlike getEndpointAuthorizationParameter, does not debug-log the
+  // values it returns: the password must not reach any log line before it is registered.
+  const parameters = tl.getEndpointAuthorization(id, true)?.parameters ?? {};
+  const username = parameters.username ?? '';
+  const password = parameters.password ?? '';
+  if (!password) {
+    throw new Error(
+      `The service connection for ${url} has no password. Put the app's publishing password there (user name '$<app name>'), ` +
+        `or leave the user name empty and put a bearer token in the password.`,
+    );
+  }
+  const credential: KuduCredential = username ? basicCredential(username, password) : bearerCredential(password, 'the bearer token of the service connection');
+  for (const secret of credential.secrets) tl.setSecret(secret);
+  return new KuduClient({
+    scmUrl: url,
+    credential,
+    userAgent: userAgent(options.taskName),
+    retry: options.maxAttempts ? { maxAttempts: options.maxAttempts } : undefined,
+    debug: (m) => options.log.debug(m),
+    onRetry: ({ attempt, delayMs, reason }) => options.log.info(`Retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1}): ${reason}`),
+  });
+}

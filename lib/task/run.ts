@@ -1,0 +1,28 @@
+/**
+ * The frame of every task entry: run the work, report one result, and make sure a failure is a
+ * message a user can act on (never a stack trace alone, never a secret).
+ *
+ * @example
+ *   // tasks/Foo/index.ts
+ *   runTask(async () => {
+ *     const result = await doTheWork(readInputs());
+ *     tl.setVariable('fooCount', String(result.count), false, true);
+ *     return `Did ${result.count} things.`;
+ *   });
+ */
+import * as tl from 'azure-pipelines-task-lib/task';
+
+/** Runs `work`; its returned text becomes the Succeeded message. Throwing fails the task. */
+export function runTask(work: () => Promise<string | void>): void {
+  work().then(
+    (message) => {
+      tl.setResult(tl.TaskResult.Succeeded, message || '');
+    },
+    (err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof Error && err.stack) tl.debug(err.stack);
+      tl.setResult(tl.TaskResult.Failed, message);
+      process.exitCode = 1;
+    },
+  );
+}

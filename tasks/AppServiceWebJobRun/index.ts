@@ -1,0 +1,40 @@
+/**
+ * AppServiceWebJobRun@1: start a triggered WebJob through Kudu and wait for it, streaming its log.
+ */
+import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
+import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
+import { pipelineLog } from '../../lib/task/log';
+import { runTask } from '../../lib/task/run';
+import { RunFailedError, runAndWait, type RunOutcome } from './run-and-wait';
+
+runTask(async () => {
+  const options = {
+    jobName: getRequired('jobName'),
+    arguments: getString('arguments'),
+    waitForCompletion: getBoolean('waitForCompletion', true),
+    timeoutMs: getNumber('timeoutMinutes', 30, { min: 0.01, max: 1440 }) * 60_000,
+    pollIntervalMs: getNumber('pollIntervalSeconds', 5, { min: 0.1, max: 600 }) * 1000,
+    whenAlreadyRunning: getChoice('whenAlreadyRunning', ['queue', 'attach', 'fail'] as const, 'queue'),
+    streamLog: getBoolean('streamLog', true),
+  };
+  const kudu = kuduFromServiceConnection({ taskName: 'AppServiceWebJobRun', log: pipelineLog });
+  try {
+    const outcome = await runAndWait(kudu, options, pipelineLog);
+    report(outcome);
+    return outcome.status === 'Success'
+      ? `WebJob '${options.jobName}' run ${outcome.runId} succeeded in ${outcome.durationSeconds} s.`
+      : `WebJob '${options.jobName}' run ${outcome.runId} was accepted (not waiting for it).`;
+  } catch (err) {
+    if (err instanceof RunFailedError) report(err.outcome);
+    throw err;
+  } finally {
+    kudu.close();
+  }
+});
+
+function report(outcome: RunOutcome): void {
+  setOutput('runId', outcome.runId);
+  setOutput('runStatus', outcome.status);
+  setOutput('runDurationSeconds', outcome.durationSeconds);
+  setOutput('runLogUrl', outcome.logUrl);
+}
