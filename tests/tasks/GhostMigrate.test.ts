@@ -1,0 +1,397 @@
+/**
+ * GhostMigrate@1 run as the agent runs it, on real SQLite files, with the real knex-migrator 6
+ * running the fixture's migrations (tests/fixtures/ghost, a Ghost 6.2 layout).
+ * Each test gets its own copy of the fixture (see tests/harness/ghost-site.ts) and a database
+ * copied from templates made once: one at 6.0 (6.1 and 6.2 pending, 4 migrations) and one at 6.2.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runTask, type TaskRun } from '../harness/agent';
+import { createSite, prepareDatabase, processAlive, readDb, setLock, sha256, type GhostSite } from '../harness/ghost-site';
+
+const PENDING_AT_60 = [
+  ['6.1', '2025-09-02-10-00-00-add-newsletters-table.js'],
+  ['6.1', '2025-09-02-10-05-00-add-posts-newsletter-id.js'],
+  ['6.2', '2025-10-14-08-00-00-add-members-table.js'],
+  ['6.2', '2025-10-14-08-10-00-add-default-newsletter.js'],
+];
+
+/** Non-transactional, so knex-migrator cannot undo its first statement: a half-migrated database. */
+const BROKEN_MIGRATION = `
+module.exports = {
+    async up({connection}) {
+        await connection.schema.createTable('half_done', (t) => t.increments());
+        await connection.raw('ALTER TABLE no_such_table ADD COLUMN x TEXT');
+    }
+};
+`;
+
+describe('GhostMigrate@1', function () {
+  this.timeout(120_000);
+  const templates = fs.mkdtempSync(path.join(os.tmpdir(), 'ghost-templates-'));
+  const at60 = path.join(templates, 'at-6.0.db');
+  const at62 = path.join(templates, 'at-6.2.db');
+  let site: GhostSite;
+  let agentTemp: string;
+
+  before(() => {
+    for (const [version, file] of [['6.0', at60], ['6.2', at62]] as const) {
+      const s = createSite();
+      try {
+        prepareDatabase(s, version);
+        fs.copyFileSync(s.db, file);
+      } finally {
+        s.cleanup();
+      }
+    }
+  });
+  after(() => fs.rmSync(templates, { recursive: true, force: true }));
+
+  beforeEach(() => {
+    site = createSite();
+    agentTemp = fs.mkdtempSync(path.join(os.tmpdir(), 'ghost-agent-temp-'));
+  });
+  afterEach(() => {
+    site.cleanup();
+    fs.rmSync(agentTemp, { recursive: true, force: true });
+  });
+
+  function useDatabase(template: string): string {
+    fs.copyFileSync(template, site.db);
+    return sha256(site.db);
+  }
+
+  function run(inputs: Record<string, string | number | boolean | undefined>, extra: { workDir?: string; env?: Record<string, string | undefined> } = {}): Promise<TaskRun> {
+    return runTask({
+      task: 'GhostMigrate',
+      inputs: { ghostRoot: site.root, ...inputs },
+      workDir: extra.workDir ?? site.root,
+      variables: { 'Agent.TempDirectory': agentTemp },
+      // `node` on PATH is the one running these tests (Node 24), as a UseNode step would arrange.
+      env: { PATH: [path.dirname(process.execPath), process.env.PATH].join(path.delimiter), ...extra.env },
+    });
+  }
+
+  function summaryOf(taskRun: TaskRun): string {
+    assert.equal(taskRun.summaries.length, 1, taskRun.output);
+    return fs.readFileSync(taskRun.summaries[0], 'utf8');
+  }
+
+  /** The task's copy aside is gone once it has finished (restored or not needed). */
+  function assertNoCopyLeft(): void {
+    assert.deepEqual(
+      fs.readdirSync(agentTemp).filter((f) => f.startsWith('ghost-migrate-')),
+      [],
+    );
+  }
+
+  it('applies the pending migrations and reports them by version and name', async () => {
+    useDatabase(at60);
+    // A migration whose output tries to set a pipeline variable: it must reach the log inert.
+    site.addMigration('6.2', '2025-10-14-09-00-00-noisy.js', `module.exports = {up() { console.log('##vso[task.setvariable variable=migrationsApplied]999'); }};`);
+    const r = await run({});
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.equal(r.variables.migrationsApplied.value, '5');
+    assert.equal(r.variables.databaseVersion.value, '6.2');
+    assert.ok(r.variables.migrationsApplied.isOutput);
+    assert.ok(r.logLines.some((l) => l.includes('##_vso[task.setvariable variable=migrationsApplied]999')), 'the migrator output is neutralised');
+    assert.ok(r.logLines.some((l) => l.includes('[migration] Creating table newsletters')), 'the migrator output is streamed');
+
+    const db = readDb(site.db);
+    assert.ok(db.tables.includes('newsletters') && db.tables.includes('members'), db.tables.join());
+    assert.equal(db.locked, 0);
+    for (const [version, name] of PENDING_AT_60) {
+      assert.ok(db.migrations.some((m) => m.version === version && m.name === name), name);
+      assert.ok(r.logLines.some((l) => l.includes(version) && l.includes(name)), `log lists ${name}`);
+    }
+
+    const summary = summaryOf(r);
+    assert.match(summary, /5 applied/);
+    assert.match(summary, /6\.0 → \*\*6\.2\*\*/);
+    for (const [version, name] of PENDING_AT_60) assert.ok(summary.includes(`| ${version} | ${name} |`), `summary row for ${name}:\n${summary}`);
+    assertNoCopyLeft();
+  });
+
+  it('passes with nothing to apply when the database is up to date', async () => {
+    useDatabase(at62);
+    const r = await run({});
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.equal(r.variables.migrationsApplied.value, '0');
+    assert.equal(r.variables.databaseVersion.value, '6.2');
+    assert.match(summaryOf(r), /up to date/);
+    assert.ok(r.logLines.some((l) => /No migration pending for Ghost 6\.2/.test(l)), r.output);
+  });
+
+  it('restores the database byte for byte when a migration fails, with the migrator\'s error', async () => {
+    const before = useDatabase(at60);
+    site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+    const r = await run({});
+    assert.equal(r.result, 'Failed', r.output);
+    assert.equal(r.exitCode, 1);
+    assert.equal(sha256(site.db), before, 'restored byte for byte');
+    assert.ok(!fs.existsSync(site.db + '-journal'));
+    const message = r.resultMessage ?? '';
+    assert.match(message, /exited with code 1/);
+    assert.match(message, /no such table: no_such_table/);
+    assert.match(message, /2025-10-20-00-00-00-broken\.js/);
+    assert.match(message, /Rolling back/);
+    assert.match(message, /byte-identical/);
+    assert.equal(r.variables.migrationsApplied.value, '0');
+    assert.equal(r.variables.databaseVersion.value, '6.0');
+    assert.match(summaryOf(r), /failed: database restored/);
+    assertNoCopyLeft();
+  });
+
+  it('keeps the failed database, and says where the copy is, with restoreOnFailure false', async () => {
+    const before = useDatabase(at60);
+    site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+    const r = await run({ restoreOnFailure: false });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.notEqual(sha256(site.db), before);
+    assert.ok(readDb(site.db).tables.includes('half_done'), 'the half-migrated state is left for inspection');
+    const copy = /the copy taken before the run is (\S+?)(\.|;)?\s/.exec(r.resultMessage ?? '')?.[1];
+    assert.ok(copy && fs.existsSync(copy), r.resultMessage);
+    assert.equal(sha256(copy), before);
+  });
+
+  it("detects a custom command that exits 0 although its migration failed (Ghost-Azure's db.js), and restores", async () => {
+    const before = useDatabase(at60);
+    site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+    // db.js does not wait for migrate(); on the Node 14 it was written for, the rejection was only
+    // a warning and the exit code 0. --unhandled-rejections=warn gives that behaviour on Node 24.
+    const r = await run({ command: 'node --unhandled-rejections=warn db.js' });
+    assert.ok(r.logLines.some((l) => l.includes('Rolling back')), r.output);
+    assert.equal(r.result, 'Failed', r.output);
+    const message = r.resultMessage ?? '';
+    assert.doesNotMatch(message, /exited with code/);
+    assert.match(message, /still pending for Ghost 6\.2/);
+    assert.match(message, /exited 0/);
+    assert.match(message, /no such table: no_such_table/);
+    assert.equal(sha256(site.db), before);
+  });
+
+  it('fails and restores when plain `node db.js` crashes on the unhandled rejection (Node 15+)', async () => {
+    const before = useDatabase(at60);
+    site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+    const r = await run({ command: 'node db.js' });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /exited with code 1/);
+    assert.match(r.resultMessage ?? '', /no such table/);
+    assert.equal(sha256(site.db), before);
+  });
+
+  it('applies migrations through a custom command that works', async () => {
+    useDatabase(at60);
+    const r = await run({ command: 'node db.js' });
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.equal(r.variables.migrationsApplied.value, '4');
+  });
+
+  it('catches a command run from the wrong folder: knex-migrator skips versions, exit 0', async () => {
+    const before = useDatabase(at60);
+    // The pipeline's own package.json one folder up: Ghost's version is read from the nearest one.
+    fs.writeFileSync(path.join(site.dir, 'package.json'), JSON.stringify({ name: 'my-blog-pipeline', version: '1.0.0' }));
+    const r = await run({ command: 'cd .. && node ghost/db.js' });
+    assert.equal(r.result, 'Failed', r.output);
+    const message = r.resultMessage ?? '';
+    assert.match(message, /skipped 6\.1, 6\.2/);
+    assert.match(message, /package\.json nearest the working directory/);
+    assert.equal(sha256(site.db), before);
+  });
+
+  it('refuses a stale migration lock with whenLocked fail, saying how to fix it', async () => {
+    useDatabase(at60);
+    setLock(site.db, true);
+    const before = sha256(site.db);
+    const r = await run({});
+    assert.equal(r.result, 'Failed', r.output);
+    const message = r.resultMessage ?? '';
+    assert.match(message, /migration lock is set/);
+    assert.match(message, /2026-11-01 03:14:15/);
+    assert.match(message, /whenLocked: release/);
+    assert.match(message, /UPDATE migrations_lock SET locked=0 WHERE lock_key='km01'/);
+    assert.equal(sha256(site.db), before, 'nothing was run');
+  });
+
+  it('releases a stale lock with whenLocked release, warns, and migrates', async () => {
+    useDatabase(at60);
+    setLock(site.db, true);
+    const r = await run({ whenLocked: 'release' });
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.ok(r.warnings.some((w) => /migration lock was set \(acquired 2026-11-01 03:14:15\)/.test(w)), r.warnings.join('\n'));
+    assert.equal(r.variables.migrationsApplied.value, '4');
+    assert.equal(readDb(site.db).locked, 0);
+    assert.match(summaryOf(r), /stale migration lock/);
+  });
+
+  it('stops a migration that runs past the timeout, with every process it started, and restores', async () => {
+    const before = useDatabase(at60);
+    const pidsFile = path.join(site.dir, 'pids.json');
+    // Writes inside a transaction (so a hot -journal is left behind), starts a grandchild, then hangs.
+    site.addMigration(
+      '6.2',
+      '2025-10-20-00-00-00-slow.js',
+      `
+const {spawn} = require('child_process');
+const fs = require('fs');
+module.exports = {
+    config: {transaction: true},
+    async up({transacting}) {
+        await transacting('tags').insert({id: 'slow', name: 'slow', slug: 'slow'});
+        const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {stdio: 'ignore'});
+        fs.writeFileSync(${JSON.stringify(pidsFile)}, JSON.stringify([process.pid, child.pid]));
+        console.log('sleeping');
+        await new Promise((resolve) => setTimeout(resolve, 600000));
+    }
+};
+`,
+    );
+    const started = Date.now();
+    const r = await run({ timeoutMinutes: 0.05 });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.ok(Date.now() - started < 60_000, 'the timeout was enforced');
+    assert.match(r.resultMessage ?? '', /did not finish within 3 s/);
+    assert.match(r.resultMessage ?? '', /timeoutMinutes/);
+
+    const pids = JSON.parse(fs.readFileSync(pidsFile, 'utf8')) as number[];
+    const deadline = Date.now() + 5000;
+    while (pids.some(processAlive) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    assert.deepEqual(pids.filter(processAlive), [], 'no process of the migrator is left');
+
+    assert.equal(sha256(site.db), before, 'restored byte for byte');
+    assert.ok(!fs.existsSync(site.db + '-journal'), 'the hot journal was removed');
+    assert.equal(readDb(site.db).migrations.length, readDb(at60).migrations.length);
+  });
+
+  it('kills processes the migrator leaves running after it exits, with a warning', async () => {
+    useDatabase(at60);
+    const pidFile = path.join(site.dir, 'straggler.pid');
+    site.addMigration(
+      '6.2',
+      '2025-10-20-00-00-00-straggler.js',
+      `
+const {spawn} = require('child_process');
+module.exports = {up() {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {stdio: 'inherit'});
+    child.unref();
+    require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(child.pid));
+}};
+`,
+    );
+    const r = await run({});
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.ok(r.warnings.some((w) => /left processes running; they were killed/.test(w)), r.warnings.join('\n'));
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    const deadline = Date.now() + 5000;
+    while (processAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(!processAlive(pid), 'the straggler is gone');
+  });
+
+  it("makes a Ghost configured for MySQL migrate the SQLite file, and nothing else", async () => {
+    useDatabase(at60);
+    fs.writeFileSync(
+      path.join(site.root, 'config.production.json'),
+      JSON.stringify({ database: { client: 'mysql', connection: { host: 'db.invalid', user: 'ghost', password: 'x', database: 'ghost' } } }),
+    );
+    const r = await run({});
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.ok(r.warnings.some((w) => /database__client=sqlite3/.test(w)), r.warnings.join('\n'));
+    assert.equal(r.variables.migrationsApplied.value, '4');
+  });
+
+  it('fails on a missing database unless initIfMissing, and then initialises it', async () => {
+    const r1 = await run({});
+    assert.equal(r1.result, 'Failed', r1.output);
+    assert.match(r1.resultMessage ?? '', /does not exist/);
+    assert.match(r1.resultMessage ?? '', /initIfMissing/);
+    assert.ok(!fs.existsSync(site.db), 'nothing was created');
+
+    const r2 = await run({ initIfMissing: true });
+    assert.equal(r2.result, 'Succeeded', r2.output);
+    const db = readDb(site.db);
+    assert.ok(db.tables.includes('posts'));
+    assert.equal(db.locked, 0);
+    // 2 init scripts run, 6 version migrations recorded as done by knex-migrator's init.
+    assert.equal(r2.variables.migrationsApplied.value, '8');
+    assert.equal(r2.variables.databaseVersion.value, '6.2');
+    assert.match(summaryOf(r2), /initialised/);
+  });
+
+  it('removes a database it created when initialising fails', async () => {
+    fs.writeFileSync(path.join(site.root, 'core', 'server', 'data', 'migrations', 'init', '3-broken.js'), BROKEN_MIGRATION);
+    const r = await run({ initIfMissing: true });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /removed again/);
+    assert.deepEqual(fs.readdirSync(path.dirname(site.db)).filter((f) => f.startsWith('ghost.db')), []);
+  });
+
+  it('says where Ghost is when ghostRoot has no MigratorConfig.js', async () => {
+    const r = await run({ ghostRoot: site.dir });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /no MigratorConfig\.js in ghostRoot/);
+    assert.ok((r.resultMessage ?? '').includes(`Found one in '${site.root}'`), r.resultMessage);
+  });
+
+  it('says to run npm install when knex-migrator is not installed', async () => {
+    site.cleanup();
+    site = createSite({ nodeModules: false });
+    useDatabase(at60);
+    const before = sha256(site.db);
+    const r = await run({});
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /knex-migrator is not installed/);
+    assert.match(r.resultMessage ?? '', /npm install/);
+    assert.equal(sha256(site.db), before);
+  });
+
+  it('says so when node is not on PATH', async () => {
+    useDatabase(at60);
+    const r = await run({}, { env: { PATH: path.join(site.dir, 'no-node-here') } });
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /Node\.js was not found on the agent's PATH/);
+  });
+
+  it('refuses a corrupt database and leaves it untouched', async () => {
+    useDatabase(at60);
+    const bytes = fs.readFileSync(site.db);
+    bytes.fill(0xa5, 4096, 8192); // page 2: a table's b-tree page, now garbage
+    fs.writeFileSync(site.db, bytes);
+    const before = sha256(site.db);
+    const r = await run({});
+    assert.equal(r.result, 'Failed', r.output);
+    assert.match(r.resultMessage ?? '', /was not touched/);
+    assert.match(r.resultMessage ?? '', /corrupt|integrity_check|malformed/);
+    assert.equal(sha256(site.db), before);
+  });
+
+  it('refuses a 0-byte database and a file that is not SQLite', async () => {
+    fs.writeFileSync(site.db, '');
+    const r1 = await run({});
+    assert.equal(r1.result, 'Failed', r1.output);
+    assert.match(r1.resultMessage ?? '', /empty \(0 bytes\)/);
+    assert.match(r1.resultMessage ?? '', /backup API/);
+    assert.equal(fs.statSync(site.db).size, 0);
+
+    fs.writeFileSync(site.db, '<html>502 Bad Gateway</html>'.padEnd(4096));
+    const r2 = await run({});
+    assert.equal(r2.result, 'Failed', r2.output);
+    assert.match(r2.resultMessage ?? '', /not a SQLite database/);
+  });
+
+  it('resolves a relative databasePath against ghostRoot, not the working directory', async () => {
+    useDatabase(at60);
+    // A decoy at the same relative path under the working directory must not be touched.
+    const workDir = path.join(site.dir, 'elsewhere');
+    const decoy = path.join(workDir, 'content', 'data', 'ghost.db');
+    fs.mkdirSync(path.dirname(decoy), { recursive: true });
+    fs.copyFileSync(at60, decoy);
+    const decoySha = sha256(decoy);
+    const r = await run({ databasePath: 'content/data/ghost.db' }, { workDir });
+    assert.equal(r.result, 'Succeeded', r.output);
+    assert.equal(r.variables.migrationsApplied.value, '4');
+    assert.equal(sha256(decoy), decoySha);
+    assert.ok(readDb(site.db).tables.includes('members'));
+  });
+});
