@@ -114,9 +114,8 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
   log.info(`Ghost ${install.ghostVersion?.full ?? '(no version in package.json)'} in ${install.root}, knex-migrator ${install.knexMigrator.version}.`);
 
   // The database as it is before anything runs.
-  const exists = report.existedBefore;
   let before: DatabaseState | undefined;
-  if (!exists) {
+  if (!report.existedBefore) {
     if (!options.initIfMissing) {
       throw new Error(
         `The database ${database} does not exist (databasePath '${options.databasePath}', relative to ghostRoot). ` +
@@ -124,7 +123,6 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
       );
     }
     log.info(`${database} does not exist: it will be created and initialised (initIfMissing).`);
-    fs.mkdirSync(path.dirname(database), { recursive: true });
   } else {
     before = checkDatabaseBefore(database);
     report.versionBefore = highestVersion(before.rows);
@@ -162,8 +160,7 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
         `knex-migrator skips migrations of versions above its currentVersion. Ghost reads its version from the package.json nearest the working directory.`,
     );
   }
-  const migrationPath = config.migrationPath!;
-  const healthBefore = before ? checkHealth(before.rows, migrationPath, config.subfolder, target) : undefined;
+  const healthBefore = before ? checkHealth(before.rows, config.migrationPath!, config.subfolder, target) : undefined;
   report.pendingBefore = healthBefore ? describePending(healthBefore.pending) : 'all (new database)';
   if (healthBefore) {
     log.info(healthBefore.pending.length ? `Pending for Ghost ${target}: ${report.pendingBefore}.` : `No migration pending for Ghost ${target}.`);
@@ -175,44 +172,22 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
     }
   }
 
-  // Copy aside, then the only change the task itself makes: a stale lock, on request.
+  // Copy aside; from here on every way out leaves the database as it was, or says it did not.
   const snapshot = takeSnapshot(database, options.tempDir);
   if (snapshot.existed) log.info(`Copied the database aside (${snapshot.bytes} bytes, sha256 ${snapshot.sha256}) to ${snapshot.copy}.`);
-  if (before?.lock.locked) {
-    warn(
-      `The migration lock was set${before.lock.acquiredAt ? ` (acquired ${before.lock.acquiredAt})` : ''}, left by a migration that did not finish. ` +
-        `Releasing it before migrating (whenLocked: release); the result is checked as usual.`,
-    );
-    releaseLock(database);
-    report.lockReleasedFrom = before.lock.acquiredAt;
+  let judged: Judged;
+  try {
+    judged = await runAndJudge({ options, install, database, before, config, env, target, report, warn }, log);
+  } catch (err) {
+    throw restoreAfterError(err, snapshot, options);
   }
-
-  const init = !exists && !options.command;
-  const program = { file: options.node, args: [install.knexMigrator.bin(init ? 'init' : 'migrate'), '--mgpath', install.root] };
-  report.ran = options.command ?? `node ${path.relative(install.root, program.args[0])} --mgpath ${install.root}`;
-  log.info(
-    `Running ${options.command ? `'${options.command}'` : `knex-migrator ${init ? 'init' : 'migrate'}`} in ${install.root} ` +
-      `(NODE_ENV=${options.nodeEnv}, database__connection__filename=${database}${env.database__client ? `, database__client=${env.database__client}` : ''}), ` +
-      `timeout ${formatMinutes(options.timeoutMs)}.`,
-  );
-  const run = await runMigrator({ cwd: install.root, env, timeoutMs: options.timeoutMs, ...(options.command ? { shell: options.command } : { program }) }, log);
-  report.durationMs = run.durationMs;
-  if (run.leftovers) warn('The migrator exited but left processes running; they were killed so that nothing else writes to the database.');
-
-  // Judge by the database, whatever the exit code said.
-  const problems = runProblems(run, options);
-  let after: DatabaseState | undefined;
-  let healthAfter: Health | undefined;
-  if (!run.timedOut && !run.cancelled) {
-    ({ after, healthAfter } = checkDatabaseAfter(database, migrationPath, config, target, problems));
-  }
-  if (healthAfter && problems.length) explainPending(healthAfter, run, config, install, problems);
+  const { run, problems, after } = judged;
 
   if (!problems.length && after) {
     discardSnapshot(snapshot);
     report.applied = addedRows(before?.rows ?? [], after.rows);
     report.databaseVersion = highestVersion(after.rows);
-    report.status = !exists ? 'initialised' : report.applied.length ? 'migrated' : 'up-to-date';
+    report.status = !report.existedBefore ? 'initialised' : report.applied.length ? 'migrated' : 'up-to-date';
     logApplied(report, log);
     return report;
   }
@@ -237,6 +212,75 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
     }
   }
   throw new MigrationFailedError(failureMessage(report, options), report);
+}
+
+interface RunContext {
+  options: MigrateOptions;
+  install: GhostInstall;
+  database: string;
+  before: DatabaseState | undefined;
+  config: MigratorConfigProbe;
+  env: NodeJS.ProcessEnv;
+  target: string;
+  report: MigrationReport;
+  warn(message: string): void;
+}
+
+interface Judged {
+  run: MigratorRun;
+  /** Empty when the run succeeded. */
+  problems: string[];
+  /** The database's tables after the run, when it could be read. */
+  after?: DatabaseState;
+}
+
+/** The stale lock released (on request), the migrator run, and the database judged afterwards. */
+async function runAndJudge(ctx: RunContext, log: Log): Promise<Judged> {
+  const { options, install, database, before, config, env, target, report } = ctx;
+  if (before?.lock.locked) {
+    ctx.warn(
+      `The migration lock was set${before.lock.acquiredAt ? ` (acquired ${before.lock.acquiredAt})` : ''}, left by a migration that did not finish. ` +
+        `Releasing it before migrating (whenLocked: release); the result is checked as usual.`,
+    );
+    releaseLock(database);
+    report.lockReleasedFrom = before.lock.acquiredAt;
+  }
+  const init = !before && !options.command;
+  if (!before) fs.mkdirSync(path.dirname(database), { recursive: true });
+  const program = { file: options.node, args: [install.knexMigrator.bin(init ? 'init' : 'migrate'), '--mgpath', install.root] };
+  report.ran = options.command ?? `node ${path.relative(install.root, program.args[0])} --mgpath ${install.root}`;
+  log.info(
+    `Running ${options.command ? `'${options.command}'` : `knex-migrator ${init ? 'init' : 'migrate'}`} in ${install.root} ` +
+      `(NODE_ENV=${options.nodeEnv}, database__connection__filename=${database}${env.database__client ? `, database__client=${env.database__client}` : ''}), ` +
+      `timeout ${formatMinutes(options.timeoutMs)}.`,
+  );
+  const run = await runMigrator({ cwd: install.root, env, timeoutMs: options.timeoutMs, ...(options.command ? { shell: options.command } : { program }) }, log);
+  report.durationMs = run.durationMs;
+  if (run.leftovers) ctx.warn('The migrator exited but left processes running; they were killed so that nothing else writes to the database.');
+
+  // Judge by the database, whatever the exit code said.
+  const problems = runProblems(run, options);
+  if (run.timedOut || run.cancelled) return { run, problems };
+  const { after, healthAfter } = checkDatabaseAfter(database, config.migrationPath!, config, target, problems);
+  if (healthAfter && problems.length) explainPending(healthAfter, run, config, install, problems);
+  return { run, problems, after };
+}
+
+/** An unexpected error after the copy was taken: put the copy back before reporting it. */
+function restoreAfterError(err: unknown, snapshot: Snapshot, options: MigrateOptions): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!options.restoreOnFailure) {
+    return new Error(`${message}\nThe database was left as it is (restoreOnFailure: false)${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}.`);
+  }
+  try {
+    restoreSnapshot(snapshot);
+    discardSnapshot(snapshot);
+    return new Error(`${message}\nThe database was restored to what it was before the task.`);
+  } catch (restoreErr) {
+    return new Error(
+      `${message}\nRestoring the database failed too (${(restoreErr as Error).message})${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}. Do not deploy ${snapshot.file}.`,
+    );
+  }
 }
 
 /** Refuses what knex-migrator must not be run on; returns the tables it will work from. */
