@@ -1,0 +1,88 @@
+/**
+ * The parts of GhostMigrate that decide without running anything: knex-migrator's health rule
+ * applied to folders and rows, version order, and which output lines explain a failure.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { checkHealth, compareVersions, highestVersion, type MigrationRow } from '../../tasks/GhostMigrate/migration-state';
+import { errorLines } from '../../tasks/GhostMigrate/run-migrator';
+
+describe('GhostMigrate migration state', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ghost-state-'));
+    const files: Record<string, string[]> = {
+      init: ['1-create.js', '2-fixtures.js'],
+      'versions/6.0': ['a.js', 'b.js', '.DS_Store'],
+      'versions/6.1-members': ['c.js'],
+      'versions/6.3': ['d.js'],
+    };
+    for (const [folder, names] of Object.entries(files)) {
+      fs.mkdirSync(path.join(dir, folder), { recursive: true });
+      for (const n of names) fs.writeFileSync(path.join(dir, folder, n), '');
+    }
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const row = (version: string, name: string): MigrationRow => ({ version, name, currentVersion: '6.2' });
+
+  it('applies knex-migrator health rule: pending, excess, future and unknown versions', () => {
+    const rows = [row('init', '1-create.js'), row('init', '2-fixtures.js'), row('6.0', 'a.js'), row('7.0', 'z.js')];
+    const health = checkHealth(rows, dir, 'versions', '6.2');
+    // 6.0 lacks b.js (dot files do not count); `6.1-members` is keyed as 6.1, as knex-migrator does.
+    assert.deepEqual(
+      health.pending.map((v) => [v.version, v.missing]),
+      [
+        ['6.0', ['b.js']],
+        ['6.1', ['c.js']],
+      ],
+    );
+    assert.deepEqual(health.future.map((v) => v.version), ['6.3']);
+    assert.deepEqual(health.unknownVersions, ['7.0']);
+    assert.deepEqual(health.excess, []);
+
+    const excess = checkHealth([...rows, row('6.0', 'b.js'), row('6.0', 'gone.js'), row('6.1', 'c.js')], dir, 'versions', '6.2');
+    assert.deepEqual(excess.pending, []);
+    assert.deepEqual(excess.excess.map((v) => v.version), ['6.0']);
+  });
+
+  it('counts a missing init script as pending (knex-migrator: DB_NOT_INITIALISED)', () => {
+    const health = checkHealth([row('init', '1-create.js')], dir, 'versions', '5.0');
+    assert.deepEqual(health.pending.map((v) => v.version), ['init']);
+  });
+
+  it('orders loose versions numerically', () => {
+    assert.ok(compareVersions('6.10', '6.9') > 0);
+    assert.equal(compareVersions('6.1', '6.1.0'), 0);
+    assert.equal(highestVersion([row('init', 'x'), row('6.9', 'a'), row('6.10', 'b'), row('5.130', 'c')]), '6.10');
+  });
+
+  it("picks knex-migrator's rollback notes and logged error, without stack frames", () => {
+    const out = [
+      '[hooks/migrate] before: backing up 1 post(s)',
+      '[2026-11-23 14:01:43] INFO Rolling back: no such table: x.',
+      '[2026-11-23 14:01:43] INFO Rollback was successful.',
+      '[2026-11-23 14:01:43] ERROR no such table: x',
+      '',
+      'no such table: x',
+      '{"name":"2025-10-20-broken.js"}',
+      'Error ID:',
+      '    300',
+      '----------------------------------------',
+      'SqliteError: no such table: x',
+      '    at Database.prepare (wrappers.js:5:21)',
+    ].map((text) => ({ stream: 'stdout' as const, text }));
+    assert.deepEqual(errorLines(out), [
+      '[2026-11-23 14:01:43] INFO Rolling back: no such table: x.',
+      '[2026-11-23 14:01:43] INFO Rollback was successful.',
+      '[2026-11-23 14:01:43] ERROR no such table: x',
+      '{"name":"2025-10-20-broken.js"}',
+      'SqliteError: no such table: x',
+    ]);
+    // No logged ERROR: stderr; nothing there either: the last lines.
+    assert.deepEqual(errorLines([{ stream: 'stdout', text: 'a' }, { stream: 'stderr', text: 'Error: boom' }, { stream: 'stderr', text: '    at x' }]), ['Error: boom']);
+    assert.deepEqual(errorLines([{ stream: 'stdout', text: 'a' }, { stream: 'stdout', text: 'sleeping' }]), ['a', 'sleeping']);
+  });
+});
