@@ -126,10 +126,21 @@ function entryOf(taskRoot: string, taskJson: TaskJson): string {
   return path.join(taskRoot, handler.target.replace('$(currentDirectory)', '.'));
 }
 
+/** Working folders the harness made itself; removed after each test (tests/hooks.ts). */
+const madeWorkDirs: string[] = [];
+
+export function removeMadeWorkDirs(): void {
+  for (const dir of madeWorkDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
 export async function runTask(options: RunTaskOptions): Promise<TaskRun> {
   const taskRoot = options.taskRoot ?? path.join(BUILT_TASKS, options.task);
   const taskJson = readTaskJson(taskRoot);
-  const workDir = options.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `agent-${options.task}-`));
+  let workDir = options.workDir;
+  if (!workDir) {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), `agent-${options.task}-`));
+    madeWorkDirs.push(workDir);
+  }
   const agentTemp = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-temp-'));
   const staging = path.join(agentTemp, 'a');
   fs.mkdirSync(staging, { recursive: true });

@@ -1,0 +1,8 @@
+/** Root hooks for every test file (loaded through .mocharc.json's `require`). */
+import { removeMadeWorkDirs } from './harness/agent';
+
+export const mochaHooks = {
+  afterEach(): void {
+    removeMadeWorkDirs();
+  },
+};
