@@ -108,6 +108,8 @@ export interface RawResponse {
   body: Buffer;
   /** Set when the connection broke (reset, premature close). */
   error?: NodeJS.ErrnoException;
+  /** The socket's own error: `read ECONNRESET` means a TCP RST arrived (a FIN gives none). */
+  socketError?: NodeJS.ErrnoException;
   complete: boolean;
 }
 
@@ -136,6 +138,7 @@ export function rawRequest(url: string, options: http.RequestOptions = {}, body?
       res.on('error', e => done(e));
       res.on('close', () => done(res.complete ? undefined : Object.assign(new Error('premature close'), { code: 'ERR_PREMATURE_CLOSE' })));
     });
+    req.on('socket', socket => socket.on('error', e => (result.socketError = e as NodeJS.ErrnoException)));
     req.on('error', e => done(e));
     req.end(body);
   });
