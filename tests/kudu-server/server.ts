@@ -38,7 +38,8 @@ export interface RecordedRequest {
   path: string;
   /** 0 until the response status is decided. */
   status: number;
-  userAgent?: string;
+  /** '' when the request had no User-Agent. */
+  userAgent: string;
   range?: string;
 }
 
@@ -124,8 +125,7 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const rawPath = req.url ?? '/';
-    const record: RecordedRequest = { method, path: rawPath, status: 0 };
-    if (req.headers['user-agent'] !== undefined) record.userAgent = req.headers['user-agent'];
+    const record: RecordedRequest = { method, path: rawPath, status: 0, userAgent: req.headers['user-agent'] ?? '' };
     if (req.headers.range !== undefined) record.range = req.headers.range;
     requests.push(record);
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => http.ServerResponse;

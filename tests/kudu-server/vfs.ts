@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { httpDate, jsonDateTimeOffsetUtc, ticksFromUnixNs, vfsEtagFromTicks } from './dotnet';
-import { requestOrigin, sendEmpty, sendHttpError, sendJson } from './http';
+import { requestOrigin, sendEmpty, sendHttpError, sendJson, streamTo } from './http';
 import { mimeFor } from './mime';
 import { displayPath, LocalPath, PathError, resolveHomePath } from './paths';
 
@@ -158,10 +158,8 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, ctx: VfsCont
     res.end();
     return;
   }
-  const source = handle.createReadStream({ start, end, highWaterMark: 64 * 1024 });
-  res.on('close', () => source.destroy());
-  source.on('error', () => res.destroy());
-  source.pipe(res);
+  // Streamed in 64 KiB reads with backpressure: a 1 GiB file never sits in memory.
+  streamTo(res, handle.createReadStream({ start, end, highWaterMark: 64 * 1024 }));
 }
 
 function encodeHrefName(name: string): string {

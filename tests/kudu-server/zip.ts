@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as yauzl from 'yauzl';
 import * as yazl from 'yazl';
-import { sendEmpty, sendHttpError } from './http';
+import { sendEmpty, sendHttpError, streamTo } from './http';
 import { notFound, redirect, resolveOrReject, slashRedirect, statOrNull, VfsContext } from './vfs';
 
 export interface ZipContext extends VfsContext {
@@ -141,16 +141,13 @@ async function sendFolderZip(req: IncomingMessage, res: ServerResponse, ctx: Zip
   const zip = new yazl.ZipFile();
   const zipper = new FolderZipper(zip, ctx);
   const output = zip.outputStream as unknown as Readable;
-  res.on('close', () => {
-    zipper.stop();
-    output.destroy();
-  });
+  res.on('close', () => zipper.stop());
   zip.on('error', () => {
     // A file failed half-way (it shrank, an I/O error): the archive cannot be finished.
     zipper.stop();
     res.destroy();
   });
-  output.pipe(res);
+  streamTo(res, output);
   try {
     await zipper.addFolderContents(dir);
   } catch {
