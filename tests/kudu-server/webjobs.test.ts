@@ -262,6 +262,15 @@ describe('kudu-server: triggered WebJobs', function () {
     await waitFor('the job tree to die', 5_000, () => (pids.some(isAlive) ? undefined : true));
   });
 
+  it('does not count a job busy on the CPU as idle', async function () {
+    if (process.platform !== 'linux') this.skip(); // CPU time is read from /proc
+    this.timeout(30_000);
+    t = await startTestServer({ settings: { WEBJOBS_IDLE_TIMEOUT: '1' } });
+    await uploadJob(t.kudu, 'busy', { 'run.js': 'const end = Date.now() + 4500; while (Date.now() < end) {} console.log("done");' });
+    const { runId } = await runJob(t.kudu, 'busy');
+    assert.equal((await waitForRunEnd(t.kudu, 'busy', runId)).status, 'Success');
+  });
+
   it('reads an aborted run (crash, no status update) as Aborted and lets a new run start', async () => {
     t = await startTestServer();
     await uploadJob(t.kudu, 'crash', { 'run.js': SLEEPER });
@@ -323,6 +332,20 @@ describe('kudu-server: triggered WebJobs', function () {
     assert.equal(changed.status, 200);
     assert.notEqual(changed.headers.get('etag'), etag);
     assert.equal((await api(t.kudu, 'api/triggeredwebjobs/hist/history/19990101000000000')).status, 404);
+  });
+
+  it('gives the job list an ETag that ignores run progress, as Kudu does', async () => {
+    t = await startTestServer();
+    await uploadJob(t.kudu, 'listed', { 'run.js': HELLO });
+    const first = await api(t.kudu, 'api/triggeredwebjobs');
+    const etag = first.headers.get('etag')!;
+    assert.ok(etag);
+    const { runId } = await runJob(t.kudu, 'listed');
+    await waitForRunEnd(t.kudu, 'listed', runId);
+    assert.equal((await api(t.kudu, 'api/triggeredwebjobs', { headers: { 'if-none-match': etag } })).status, 304);
+    const all = (await (await api(t.kudu, 'api/webjobs')).json()) as Array<{ name: string; latest_run: { id: string } }>;
+    assert.deepEqual(all.map(j => [j.name, j.latest_run.id]), [['listed', runId]]);
+    assert.equal((await api(t.kudu, 'api/triggeredwebjobs/listed/run')).status, 405);
   });
 
   it('keeps at most WEBJOBS_HISTORY_SIZE runs', async () => {
