@@ -6,18 +6,17 @@ export interface LocalPath {
   local: string;
   /** The request asked for a directory (`.../`). */
   trailingSlash: boolean;
-  /** Path relative to home with forward slashes, '' for home itself. */
-  relative: string;
 }
 
 export class PathError extends Error {}
 
 /**
  * `rest` is the raw (still percent-encoded) part of the URL path after the route prefix,
- * including its leading slash: '' is `/api/vfs`, '/' is `/api/vfs/`. Kudu does `Path.GetFullPath(Path.Combine(home, path))`, which on
- * Windows treats `\` as a separator and would happily resolve `..` above %HOME%. This server
- * treats `\` the same way but refuses any `..` (also when percent-encoded), so nothing outside
- * home is ever reachable.
+ * including its leading slash: '' is `/api/vfs`, '/' is `/api/vfs/`.
+ * Kudu does `Path.GetFullPath(Path.Combine(home, path))`, which on Windows treats `\` as a
+ * separator and would happily resolve `..` above %HOME%. This server treats `\` the same way
+ * but refuses any `..` segment (also percent-encoded), so nothing outside home is reachable
+ * by path (symbolic links inside home are followed, as on a real file system).
  */
 export function resolveHomePath(home: string, rest: string): LocalPath {
   let decoded: string;
@@ -33,8 +32,8 @@ export function resolveHomePath(home: string, rest: string): LocalPath {
   if (segments.some(s => /^[A-Za-z]:$/.test(s) && process.platform === 'win32')) throw new PathError(`The path '${decoded}' is not valid.`);
   const local = path.join(home, ...segments);
   const rel = path.relative(home, local);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) throw new PathError(`The path '${decoded}' is outside of the home directory.`);
-  return { local, trailingSlash, relative: segments.join('/') };
+  if (rel === '..' || rel.startsWith('..' + path.sep) || path.isAbsolute(rel)) throw new PathError(`The path '${decoded}' is outside of the home directory.`);
+  return { local, trailingSlash };
 }
 
 /** `DirectoryInfo.FullName` keeps a trailing separator when the request had one. */

@@ -182,7 +182,8 @@ export class TriggeredJobs {
     let error: string | undefined;
     let status = 400;
     try {
-      // A run in progress would be killed by Kudu's file watcher refreshing the job.
+      // Kudu replaces the files under a run in progress and lets it carry on; here the run is
+      // aborted first (it reads Aborted) so no process ever runs a half-replaced job.
       await this.abortIfRunning(name);
       this.binaries.forget(name);
       const dir = newJobDirectory(this.jobsRoot, name);
