@@ -27,7 +27,8 @@ export function readRunStatus(runDir: string): RunStatusFile | undefined {
 
 /**
  * Writes happen synchronously and in call order, so output_log.txt always reads in the order
- * things happened and a concurrent VFS GET sees whole lines only.
+ * things happened and a concurrent VFS GET sees whole lines only. Like Kudu's SafeLogToFile,
+ * a failed write (someone deleted the run folder) is dropped, except when creating the run.
  */
 export class RunLog {
   readonly outputFile: string;
@@ -41,7 +42,7 @@ export class RunLog {
   /** LogNewRun: the status file says Initializing before POST /run answers. */
   create(trigger: string): void {
     fs.mkdirSync(this.runDir, { recursive: true });
-    this.writeStatus({ Trigger: trigger, Status: 'Initializing', StartTime: jsonDateTimeUtc(nowTicks()) });
+    this.writeStatus({ Trigger: trigger, Status: 'Initializing', StartTime: jsonDateTimeUtc(nowTicks()) }, false);
     this.info('Status changed to Initializing');
   }
 
@@ -77,18 +78,26 @@ export class RunLog {
     this.append('ERR', line, false);
   }
 
-  private writeStatus(status: RunStatusFile): void {
+  private writeStatus(status: RunStatusFile, safe = true): void {
     const ordered: RunStatusFile = {};
     for (const key of ['Trigger', 'Status', 'StartTime', 'EndTime'] as const) {
       if (status[key] !== undefined && status[key] !== null) ordered[key] = status[key];
     }
-    fs.writeFileSync(this.statusFile, JSON.stringify(ordered));
+    try {
+      fs.writeFileSync(this.statusFile, JSON.stringify(ordered));
+    } catch (e) {
+      if (!safe) throw e;
+    }
   }
 
   /** JobLogger.GetFormattedMessage: `[{UtcNow} > {instance}: {SYS }{LEVEL,-4}] {message}\r\n`. */
   private append(level: 'INFO' | 'WARN' | 'ERR', message: string, isSystem: boolean): void {
     const line = `[${logTimestamp(nowTicks())} > ${this.instanceId}: ${isSystem ? 'SYS ' : ''}${level.padEnd(4)}] ${message}\r\n`;
-    fs.appendFileSync(this.outputFile, line);
+    try {
+      fs.appendFileSync(this.outputFile, line);
+    } catch {
+      // dropped, as SafeLogToFile does
+    }
   }
 }
 

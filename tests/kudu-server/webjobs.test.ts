@@ -393,6 +393,18 @@ describe('kudu-server: triggered WebJobs', function () {
     assert.deepEqual(t.kudu.jobs.running(), []);
   });
 
+  it('survives its run folder being deleted under a running job', async () => {
+    t = await startTestServer();
+    const chatty = 'let n = 0; const i = setInterval(() => { console.log("tick " + n++); if (n === 10) clearInterval(i); }, 50);';
+    await uploadJob(t.kudu, 'chatty', { 'run.js': chatty });
+    const { runId } = await runJob(t.kudu, 'chatty');
+    await waitFor('output', 5_000, () => (outputLog(t!.home, 'chatty', runId).includes('tick 1') ? true : undefined));
+    const del = await api(t.kudu, 'api/vfs/data/jobs/triggered/chatty/?recursive=true', { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    await t.kudu.jobs.waitForIdle(10_000);
+    assert.equal((await api(t.kudu, 'api/triggeredwebjobs/chatty')).status, 200);
+  });
+
   it('waitForIdle resolves once runs are over', async () => {
     t = await startTestServer();
     await uploadJob(t.kudu, 'quick', { 'run.js': HELLO });

@@ -401,7 +401,11 @@ export class TriggeredJobs {
   private release(run: Run): void {
     if (this.locks.get(run.jobName) === run) {
       this.locks.delete(run.jobName);
-      fs.rmSync(path.join(this.dataRoot, run.jobName, 'triggeredJob.lock'), { force: true });
+      try {
+        fs.rmSync(path.join(this.dataRoot, run.jobName, 'triggeredJob.lock'), { force: true });
+      } catch {
+        // the lock is the map entry; the file is only for show
+      }
     }
     this.active.delete(run);
     run.markFinished();
@@ -465,6 +469,7 @@ export class TriggeredJobs {
       }
       log.reportEndRun();
     } catch (e) {
+      // RunLog never throws after creation, so this cannot escape as an unhandled rejection.
       if (!run.muted) {
         log.logError('WebJob run failed due to: ' + ((e as Error).stack ?? String(e)));
         log.reportEndRun();
