@@ -220,6 +220,22 @@ describe('kudu-server: triggered WebJobs', function () {
       "SYS INFO: Job directory change detected: Job file 'run.js' timestamp differs between source and working directories."));
   });
 
+  it('runs run.sh with bash, from a temporary copy, before any run.js', async function () {
+    if (process.platform === 'win32') this.skip();
+    t = await startTestServer();
+    await uploadJob(t.kudu, 'shell', { 'run.sh': 'echo "args=$1|$2 path=$WEBJOBS_PATH"\nexit 3\n', 'run.js': HELLO });
+    const job = (await (await api(t.kudu, 'api/triggeredwebjobs/shell')).json()) as { run_command: string };
+    assert.equal(job.run_command, 'run.sh');
+    const { runId } = await runJob(t.kudu, 'shell', '?arguments=' + encodeURIComponent("'a b' c"));
+    assert.equal((await waitForRunEnd(t.kudu, 'shell', runId)).status, 'Failed');
+    const msgs = messages(outputLog(t.home, 'shell', runId));
+    assert.equal(msgs[1], "SYS INFO: Run script 'run.sh' with script host - 'BashScriptHost'");
+    const out = msgs.find(m => m.startsWith('INFO: args='))!;
+    assert.match(out, /^INFO: args=a b\|c path=\S+$/);
+    assert.ok(!out.includes(t.home), 'bash jobs run from a copy outside %HOME%');
+    assert.equal(msgs[msgs.length - 1], 'SYS ERR: Job failed due to exit code 3');
+  });
+
   it('answers 404 for an unknown job and 409 while a run is in progress', async () => {
     t = await startTestServer();
     const unknown = await api(t.kudu, 'api/triggeredwebjobs/ghost/run', { method: 'POST' });
