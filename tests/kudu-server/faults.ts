@@ -1,0 +1,182 @@
+// Injected failures: what the App Service front end, the network or a recycling SCM site do to
+// a client. A fault applies to one request and is used up; faults are tried in order of addition.
+import type { ServerResponse } from 'node:http';
+
+export interface FaultSpec {
+  method?: string;
+  /** A string equals the URL path (with or without the query); a RegExp is tested on path+query. */
+  path: string | RegExp;
+  /** How many requests it affects; default 1. Infinity is allowed. */
+  times?: number;
+  /** Answer with this status instead of the normal handling. */
+  status?: number;
+  body?: string;
+  headers?: Record<string, string>;
+  /** Wait this long before answering (normal or faulty). */
+  delayMs?: number;
+  /** Destroy the socket (TCP RST where possible) once N body bytes were written. */
+  resetAfterBytes?: number;
+  /**
+   * End the body after N bytes. A Content-Length response has its connection closed (the client
+   * sees a short, broken body); a chunked response gets its terminating chunk, so HTTP sees a
+   * complete but short body — the nasty case a client must catch by verifying content.
+   */
+  truncateAfterBytes?: number;
+}
+
+export interface FaultHandle {
+  readonly spec: Readonly<FaultSpec>;
+  /** Uses left. */
+  readonly remaining: number;
+  /** Requests it has affected so far. */
+  readonly hits: number;
+  remove(): void;
+}
+
+class Fault implements FaultHandle {
+  remaining: number;
+  hits = 0;
+  constructor(readonly spec: Readonly<FaultSpec>, private readonly owner: Faults) {
+    this.remaining = spec.times ?? 1;
+  }
+  remove(): void {
+    this.owner.remove(this);
+  }
+}
+
+export class Faults {
+  private list: Fault[] = [];
+
+  add(spec: FaultSpec): FaultHandle {
+    if (spec.times !== undefined && !(spec.times >= 0)) throw new Error('fault times must be >= 0');
+    const fault = new Fault({ ...spec }, this);
+    this.list.push(fault);
+    return fault;
+  }
+
+  clear(): void {
+    this.list = [];
+  }
+
+  remove(fault: FaultHandle): void {
+    this.list = this.list.filter(f => f !== fault);
+  }
+
+  /** The first live fault matching the request, with one use consumed. */
+  take(method: string, pathWithQuery: string): FaultSpec | undefined {
+    for (const fault of this.list) {
+      if (fault.remaining > 0 && faultMatches(fault.spec, method, pathWithQuery)) {
+        fault.remaining -= 1;
+        fault.hits += 1;
+        return fault.spec;
+      }
+    }
+    return undefined;
+  }
+}
+
+function faultMatches(spec: FaultSpec, method: string, pathWithQuery: string): boolean {
+  if (spec.method && spec.method.toUpperCase() !== method.toUpperCase()) return false;
+  if (spec.path instanceof RegExp) {
+    spec.path.lastIndex = 0;
+    return spec.path.test(pathWithQuery);
+  }
+  const pathname = pathWithQuery.split('?')[0];
+  if (spec.path === pathname || spec.path === pathWithQuery) return true;
+  try {
+    return spec.path === decodeURIComponent(pathname);
+  } catch {
+    return false;
+  }
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+function toBuffer(chunk: unknown, encoding?: BufferEncoding): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, encoding ?? 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return Buffer.alloc(0);
+}
+
+/**
+ * Count body bytes as the handler writes them (buffered or streamed alike) and break the
+ * response once `limit` bytes have gone out. Bodies of `limit` bytes or fewer pass untouched.
+ */
+export function limitResponseBody(res: ServerResponse, limit: number, mode: 'reset' | 'truncate'): void {
+  const originalWrite = res.write.bind(res) as (chunk: Buffer, cb?: WriteCallback) => boolean;
+  const originalEnd = res.end.bind(res) as (chunk?: Buffer | WriteCallback, cb?: WriteCallback) => ServerResponse;
+  let sent = 0;
+  let cut = false;
+
+  const breakResponse = (lastPart: Buffer): void => {
+    cut = true;
+    const socket = res.socket;
+    const afterFlush = (): void => {
+      if (mode === 'reset') {
+        // A short pause lets the last bytes reach the client before the RST discards the send buffer.
+        setTimeout(() => {
+          if (!socket || socket.destroyed) return;
+          if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+          else socket.destroy();
+        }, 20);
+      } else if (res.getHeader('content-length') !== undefined) {
+        socket?.end();
+        setTimeout(() => socket?.destroy(), 200).unref();
+      } else {
+        originalEnd();
+      }
+    };
+    if (!res.headersSent) res.flushHeaders();
+    if (lastPart.length > 0) originalWrite(lastPart, () => afterFlush());
+    else afterFlush();
+  };
+
+  // Returns [bytes to pass on, whether the limit is crossed].
+  const admit = (buf: Buffer): [Buffer, boolean] => {
+    if (sent + buf.length <= limit) {
+      sent += buf.length;
+      return [buf, false];
+    }
+    const part = buf.subarray(0, limit - sent);
+    sent = limit;
+    return [part, true];
+  };
+
+  const patched = res as unknown as {
+    write: (chunk: unknown, encodingOrCb?: unknown, cb?: unknown) => boolean;
+    end: (chunk?: unknown, encodingOrCb?: unknown, cb?: unknown) => ServerResponse;
+  };
+
+  patched.write = (chunk, encodingOrCb, cb) => {
+    const callback = (typeof encodingOrCb === 'function' ? encodingOrCb : cb) as WriteCallback | undefined;
+    const encoding = typeof encodingOrCb === 'string' ? (encodingOrCb as BufferEncoding) : undefined;
+    if (cut) {
+      if (callback) process.nextTick(callback);
+      return false; // never 'drain': the source stays paused until the response closes
+    }
+    const [part, crossed] = admit(toBuffer(chunk, encoding));
+    if (!crossed) return originalWrite(part, callback);
+    breakResponse(part);
+    if (callback) process.nextTick(callback);
+    return false;
+  };
+
+  patched.end = (chunk, encodingOrCb, cb) => {
+    let callback = (typeof encodingOrCb === 'function' ? encodingOrCb : cb) as WriteCallback | undefined;
+    if (typeof chunk === 'function') {
+      callback = chunk as WriteCallback;
+      chunk = undefined;
+    }
+    const encoding = typeof encodingOrCb === 'string' ? (encodingOrCb as BufferEncoding) : undefined;
+    if (cut) {
+      if (callback) process.nextTick(callback);
+      return res;
+    }
+    const [part, crossed] = admit(toBuffer(chunk, encoding));
+    if (!crossed) return part.length > 0 ? originalEnd(part, callback) : originalEnd(callback);
+    breakResponse(part);
+    if (callback) process.nextTick(callback);
+    return res;
+  };
+}
