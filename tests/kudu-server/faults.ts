@@ -22,6 +22,11 @@ export interface FaultSpec {
    * complete but short body — the nasty case a client must catch by verifying content.
    */
   truncateAfterBytes?: number;
+  /**
+   * Handle the request normally (a POST /run starts the run) but never answer: the connection is
+   * reset when the response would start. The client cannot tell whether the request took effect.
+   */
+  dropResponse?: boolean;
 }
 
 export interface FaultHandle {
@@ -179,4 +184,21 @@ export function limitResponseBody(res: ServerResponse, limit: number, mode: 'res
     if (callback) process.nextTick(callback);
     return res;
   };
+}
+
+/** Lets the handler do its work, then resets the connection instead of sending its answer. */
+export function dropResponse(res: ServerResponse): void {
+  const drop = (): boolean => {
+    const socket = res.socket;
+    if (socket && !socket.destroyed) {
+      if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+      else socket.destroy();
+    }
+    return false;
+  };
+  const patched = res as unknown as Record<'writeHead' | 'flushHeaders' | 'write' | 'end', (...args: unknown[]) => unknown>;
+  patched.writeHead = () => (drop(), res);
+  patched.flushHeaders = () => drop();
+  patched.write = () => drop();
+  patched.end = () => (drop(), res);
 }

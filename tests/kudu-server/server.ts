@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuthOptions, DEFAULT_AUTH, isAuthorized, sendUnauthorized } from './auth';
-import { FaultHandle, Faults, FaultSpec, limitResponseBody } from './faults';
+import { dropResponse, FaultHandle, Faults, FaultSpec, limitResponseBody } from './faults';
 import { sendHttpError, sendJson } from './http';
 import { handleVfs } from './vfs';
 import { RunningJob, TriggeredJobs } from './webjobs';
@@ -141,7 +141,8 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
       // Faults act before authentication, like a front end or network in the way.
       const fault = faults.take(method, rawPath);
       if (fault?.delayMs) await sleep(fault.delayMs);
-      if (fault?.resetAfterBytes !== undefined) limitResponseBody(res, fault.resetAfterBytes, 'reset');
+      if (fault?.dropResponse) dropResponse(res);
+      else if (fault?.resetAfterBytes !== undefined) limitResponseBody(res, fault.resetAfterBytes, 'reset');
       else if (fault?.truncateAfterBytes !== undefined) limitResponseBody(res, fault.truncateAfterBytes, 'truncate');
       if (fault?.status !== undefined) {
         req.resume();
