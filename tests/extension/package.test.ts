@@ -1,0 +1,108 @@
+/**
+ * The .vsix as a user gets it: built with tfx-cli, unpacked into an empty folder outside the
+ * repository, and every task run from there under Node 24 with nothing of this repository's
+ * node_modules within reach. Each task gets one real scenario.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import AdmZip from 'adm-zip';
+import { packageExtension } from '../../scripts/package';
+import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
+import { createSite, prepareDatabase, readDb } from '../harness/ghost-site';
+import { startKuduServer } from '../kudu-server';
+
+type Scenario = (taskRoot: string) => Promise<void>;
+
+const PREBUILDS = ['darwin-arm64', 'darwin-x64', 'linux-arm64', 'linux-x64', 'linuxmusl-arm64', 'linuxmusl-x64', 'win32-arm64', 'win32-x64'];
+
+describe('the packaged extension (.vsix)', function () {
+  this.timeout(300_000);
+  let vsix: string;
+  let unpacked: string;
+
+  before(async () => {
+    vsix = await packageExtension();
+    unpacked = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-'));
+    new AdmZip(vsix).extractAllTo(unpacked);
+  });
+  after(() => fs.rmSync(unpacked, { recursive: true, force: true }));
+
+  const taskRoot = (task: string) => path.join(unpacked, 'tasks', task);
+
+  it('is well under the Marketplace size limit', () => {
+    const mib = fs.statSync(vsix).size / 1048576;
+    assert.ok(mib < 50, `${mib.toFixed(1)} MiB`);
+  });
+
+  it('cannot reach this repository’s node_modules from where it is unpacked', () => {
+    for (let dir = unpacked; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      assert.ok(!fs.existsSync(path.join(path.dirname(dir), 'node_modules')), `${path.dirname(dir)}/node_modules exists`);
+    }
+  });
+
+  it('carries each task with task.json, one bundled entry and its icon', () => {
+    const tasks = fs.readdirSync(path.join(unpacked, 'tasks'));
+    assert.deepEqual(tasks.sort(), Object.keys(SCENARIOS).sort(), 'every packaged task has a scenario below, and every scenario a task');
+    for (const task of tasks) {
+      for (const file of ['task.json', 'index.js', 'icon.png']) assert.ok(fs.existsSync(path.join(taskRoot(task), file)), `${task}/${file}`);
+    }
+  });
+
+  it('ships better-sqlite3 with its prebuilt binary for every agent OS to the tasks that use SQLite', () => {
+    for (const task of fs.readdirSync(path.join(unpacked, 'tasks'))) {
+      const module = path.join(taskRoot(task), 'node_modules', 'better-sqlite3');
+      if (!fs.existsSync(module)) continue;
+      for (const target of PREBUILDS) assert.ok(fs.existsSync(path.join(module, 'prebuilds', `${target}.node`)), `${task}: ${target}`);
+      assert.ok(!fs.existsSync(path.join(module, 'deps')), `${task}: the SQLite sources are left out`);
+    }
+    assert.ok(fs.existsSync(path.join(taskRoot('GhostMigrate'), 'node_modules', 'better-sqlite3')));
+  });
+
+  const SCENARIOS: Record<string, Scenario> = {
+    async AppServiceWebJobRun(root) {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-home-'));
+      const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' } } });
+      try {
+        const dir = path.join(home, 'site', 'wwwroot', 'App_Data', 'jobs', 'triggered', 'hello');
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(dir, 'run.js'), "console.log('hello from the job')");
+        const run = await runTask({
+          task: 'AppServiceWebJobRun',
+          taskRoot: root,
+          inputs: { kuduService: 'k', jobName: 'hello', pollIntervalSeconds: 0.2 },
+          endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
+        });
+        assertRan(run);
+        assert.equal(run.variables.runStatus.value, 'Success');
+        assert.ok(run.logLines.some((l) => l.includes('hello from the job')), run.output);
+      } finally {
+        await kudu.close();
+        fs.rmSync(home, { recursive: true, force: true });
+      }
+    },
+
+    async GhostMigrate(root) {
+      const site = createSite();
+      try {
+        prepareDatabase(site, '6.0');
+        const run = await runTask({ task: 'GhostMigrate', taskRoot: root, inputs: { ghostRoot: site.root }, workDir: site.dir });
+        assertRan(run);
+        assert.ok(Number(run.variables.migrationsApplied.value) > 0, run.output);
+        assert.ok(readDb(site.db).migrations.some((m) => m.version === '6.2'));
+      } finally {
+        site.cleanup();
+      }
+    },
+  };
+
+  for (const [task, scenario] of Object.entries(SCENARIOS)) {
+    it(`runs ${task} from the unpacked package`, () => scenario(taskRoot(task)));
+  }
+});
+
+function assertRan(run: TaskRun): void {
+  assert.equal(run.result, 'Succeeded', run.output);
+  assert.equal(run.exitCode, 0, run.output);
+}
