@@ -69,13 +69,13 @@ function vet(raw: RawEntry[], zipFile: string): SafeEntry[] {
   const seen = new Map<string, string>();
   const out: SafeEntry[] = [];
   for (const { entry, name } of raw) {
-    const unsafe = (why: string) =>
-      new ArchiveError('UNSAFE_ENTRY', `Refusing to extract ${zipFile}: entry ${JSON.stringify(name)} is unsafe (${why}). Nothing was extracted; the archive may be malicious, do not use it.`);
+    const unsafe = (why: string, advice: string) =>
+      new ArchiveError('UNSAFE_ENTRY', `Refusing to extract ${zipFile}: entry ${JSON.stringify(name)} is unsafe (${why}). Nothing was extracted. ${advice}`);
     const reason = unsafeNameReason(name);
-    if (reason) throw unsafe(reason);
+    if (reason) throw unsafe(reason, 'Such a name could write outside the destination folder; re-create the archive from a plain folder, and do not trust where this one came from.');
     // Symbolic links are refused outright: a link inside the destination can be followed by a
     // later entry to write anywhere, and a site package has no need for them.
-    if (isSymlink(entry)) throw unsafe('it is a symbolic link, and symbolic links are not extracted');
+    if (isSymlink(entry)) throw unsafe('it is a symbolic link, and symbolic links are not extracted', 'Re-create the archive with the files the links point to (zip without -y, or createZip).');
     if (entry.isEncrypted()) {
       throw new ArchiveError('UNSUPPORTED_ENTRY', `Cannot extract ${zipFile}: entry "${name}" is encrypted. Use an archive made without a password.`);
     }
@@ -91,7 +91,7 @@ function vet(raw: RawEntry[], zipFile: string): SafeEntry[] {
     const other = seen.get(key);
     if (other !== undefined) {
       const what = other === name ? 'appears twice' : `differs only by letter case from "${other}"`;
-      throw unsafe(`it ${what}, so one would overwrite the other`);
+      throw unsafe(`it ${what}, so one would overwrite the other`, 'Rename or remove one of them so the archive extracts the same on every file system.');
     }
     seen.set(key, name);
     out.push({ entry, name: clean, segments, isDirectory });
