@@ -1,6 +1,10 @@
 // Lists what goes into an archive: every file and folder under root, in a stable order, minus
 // the excluded ones and the archive itself. Symbolic links are resolved here so the writer only
 // ever sees regular files and folders.
+//
+// The metadata calls are synchronous on purpose: nothing else runs while the tree is listed, and
+// a synchronous stat costs about 2 µs against 25-40 µs through a promise and the thread pool,
+// which on 65,000 small files was most of the listing time.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import picomatch from 'picomatch';
@@ -31,9 +35,6 @@ export interface WalkOptions {
   isOwnOutput: (absolute: string, stats: fs.Stats) => boolean;
 }
 
-// Enough stat calls in flight to hide their latency, few enough not to starve the thread pool.
-const STAT_CONCURRENCY = 32;
-
 export function compileExclude(root: string, patterns: readonly string[]): (rel: string, isDirectory: boolean) => boolean {
   const cleaned = patterns.map((p) => {
     if (typeof p !== 'string' || p.trim() === '') {
@@ -55,23 +56,28 @@ function inside(parent: string, child: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-export async function walk(options: WalkOptions): Promise<WalkResult> {
+export function walk(options: WalkOptions): WalkResult {
   const root = options.root;
   const isExcluded = compileExclude(root, options.exclude);
-  const rootReal = await fs.promises.realpath(root);
+  const rootReal = fs.realpathSync(root);
   const entries: WalkEntry[] = [];
   const excluded: string[] = [];
   let files = 0;
 
   const show = (rel: string) => (rel === '' ? root : `"${rel}" in ${root}`);
 
-  async function inspect(dirAbs: string, rel: string, dirent: fs.Dirent): Promise<{ stats: fs.Stats; real: string | null } | null> {
+  function inspect(dirAbs: string, rel: string, dirent: fs.Dirent): { stats: fs.Stats; real: string | null } | null {
     const abs = path.join(dirAbs, dirent.name);
     if (dirent.isSymbolicLink()) {
-      const target = await fs.promises.readlink(abs).catch(() => '?');
+      let target = '?';
+      try {
+        target = fs.readlinkSync(abs);
+      } catch {
+        // only used in messages
+      }
       let real: string;
       try {
-        real = await fs.promises.realpath(abs);
+        real = fs.realpathSync(abs);
       } catch (err) {
         if (errnoCode(err) === 'ELOOP') {
           throw new ArchiveError('LINK_LOOP', `Cannot archive ${show(rel)}: it is a symbolic link that loops back on itself (-> ${target}). Remove it or add it to exclude.`, { cause: err });
@@ -83,50 +89,40 @@ export async function walk(options: WalkOptions): Promise<WalkResult> {
       if (!inside(rootReal, real)) {
         throw new ArchiveError('LINK_OUTSIDE_ROOT', `Cannot archive ${show(rel)}: it is a symbolic link to "${real}", outside the folder being archived. Copy what it points to into ${root}, or add the link to exclude.`);
       }
-      const stats = await statOrThrow(abs, rel);
+      const stats = statOrThrow(abs, rel);
       return { stats, real };
     }
     if (!dirent.isFile() && !dirent.isDirectory()) return null; // sockets, FIFOs, devices: not site content
-    return { stats: await statOrThrow(abs, rel), real: null };
+    return { stats: statOrThrow(abs, rel), real: null };
   }
 
-  async function statOrThrow(abs: string, rel: string): Promise<fs.Stats> {
+  function statOrThrow(abs: string, rel: string): fs.Stats {
     try {
-      return await fs.promises.stat(abs);
+      return fs.statSync(abs);
     } catch (err) {
       throw new ArchiveError('UNREADABLE', `Cannot read ${show(rel)} (${describe(err)}). Fix its permissions or add it to exclude.`, { cause: err });
     }
   }
 
   // ancestors: real paths of the folders being descended, to stop a linked folder that contains itself.
-  async function visit(dirAbs: string, dirRel: string, dirReal: string, ancestors: Set<string>): Promise<void> {
+  function visit(dirAbs: string, dirRel: string, dirReal: string, ancestors: Set<string>): void {
     let dirents: fs.Dirent[];
     try {
-      dirents = await fs.promises.readdir(dirAbs, { withFileTypes: true });
+      dirents = fs.readdirSync(dirAbs, { withFileTypes: true });
     } catch (err) {
       throw new ArchiveError('UNREADABLE', `Cannot list folder ${show(dirRel)} (${describe(err)}). Fix its permissions or add it to exclude.`, { cause: err });
     }
     // Code-unit order, not locale order: the same tree gives the same archive on every machine.
     dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
-    const kept: Array<{ dirent: fs.Dirent; rel: string }> = [];
     for (const dirent of dirents) {
       const rel = dirRel === '' ? dirent.name : `${dirRel}/${dirent.name}`;
-      if (isExcluded(rel, dirent.isDirectory())) excluded.push(rel);
-      else kept.push({ dirent, rel });
-    }
-
-    const inspected: Array<{ stats: fs.Stats; real: string | null } | null> = new Array(kept.length);
-    for (let i = 0; i < kept.length; i += STAT_CONCURRENCY) {
-      const batch = kept.slice(i, i + STAT_CONCURRENCY);
-      const results = await Promise.all(batch.map((k) => inspect(dirAbs, k.rel, k.dirent)));
-      results.forEach((r, j) => (inspected[i + j] = r));
-    }
-
-    for (let i = 0; i < kept.length; i++) {
-      const info = inspected[i];
+      if (isExcluded(rel, dirent.isDirectory())) {
+        excluded.push(rel);
+        continue;
+      }
+      const info = inspect(dirAbs, rel, dirent);
       if (!info) continue;
-      const { rel, dirent } = kept[i];
       const abs = path.join(dirAbs, dirent.name);
       const { stats } = info;
       if (options.isOwnOutput(abs, stats)) continue;
@@ -146,7 +142,7 @@ export async function walk(options: WalkOptions): Promise<WalkResult> {
         }
         entries.push({ name: rel + '/', absolute: abs, isDirectory: true, size: 0, mtime: stats.mtime, mode: stats.mode });
         ancestors.add(real);
-        await visit(abs, rel, real, ancestors);
+        visit(abs, rel, real, ancestors);
         ancestors.delete(real);
       } else if (stats.isFile()) {
         entries.push({ name: rel, absolute: abs, isDirectory: false, size: stats.size, mtime: stats.mtime, mode: stats.mode });
@@ -155,6 +151,6 @@ export async function walk(options: WalkOptions): Promise<WalkResult> {
     }
   }
 
-  await visit(root, '', rootReal, new Set([rootReal]));
+  visit(root, '', rootReal, new Set([rootReal]));
   return { entries, files, excluded };
 }

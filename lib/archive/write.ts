@@ -3,11 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
+import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { isAlreadyCompressed } from './compressible';
 import { ArchiveError, describe, errnoCode } from './errors';
 import { centralHeader, dataDescriptor, endOfCentralDirectory, localHeader, MAX_32, METHOD_DEFLATED, METHOD_STORED, type EntryRecord } from './format';
+import { Ring } from './ring';
 import { walk, type WalkEntry } from './walk';
 
 export interface CreateZipOptions {
@@ -48,7 +50,7 @@ export interface CreateZipResult {
 
 /** Files up to this size are read whole and deflated ahead; larger ones are streamed in their turn. */
 const BUFFER_LIMIT = 4 << 20;
-/** Bytes of file content read ahead and not yet written. */
+/** Bytes of file content read ahead and not yet written (the ring's size). */
 const WINDOW = 32 << 20;
 /** Entries prepared ahead at most. */
 const READ_AHEAD = 32;
@@ -108,7 +110,7 @@ export async function createZip(options: CreateZipOptions): Promise<CreateZipRes
     return path.dirname(absolute) === outputDir || path.dirname(absolute) === outputDirReal;
   };
 
-  const { entries, files, excluded } = await walk({ root, exclude: options.exclude ?? [], isOwnOutput });
+  const { entries, files, excluded } = walk({ root, exclude: options.exclude ?? [], isOwnOutput });
   if (files === 0) {
     const why = excluded.length > 0 ? ` after excluding ${excluded.slice(0, 5).join(', ')}${excluded.length > 5 ? ', …' : ''}` : '';
     throw new ArchiveError('NOTHING_TO_ARCHIVE', `Cannot create ${output}: there are no files to archive in ${root}${why}. Check root and the exclude patterns.`);
@@ -149,11 +151,12 @@ class Output {
     this.file.on('error', (err) => (this.failure ??= err));
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  /** onWritten: called once the chunk is on its way to disk and its memory may be reused. */
+  async write(chunk: Buffer, onWritten?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    if (!this.file.write(chunk)) await once(this.file, 'drain'); // rejects on 'error'
+    if (!this.file.write(chunk, onWritten)) await once(this.file, 'drain'); // rejects on 'error'
   }
 
   async finish(): Promise<string> {
@@ -178,13 +181,71 @@ interface Prepared {
   crc: number;
   size: number;
   method: number;
+  /** The raw bytes sit in the ring; free it once `data` is written. */
+  inRing: boolean;
+}
+
+/** Files up to this size are deflated on the main thread: a thread-pool round trip costs more. */
+const SYNC_DEFLATE_LIMIT = 8 << 10;
+
+function deflateOptions(size: number): zlib.ZlibOptions {
+  return {
+    level: DEFLATE_LEVEL,
+    // Output chunks sized to the input: zlib's 16 KiB default means many thread-pool round trips
+    // for large files, and a large fixed size means a large allocation for every small one.
+    chunkSize: Math.min(Math.max(size + 64, 1024), 256 << 10),
+    // A window just big enough for the input finds the same matches and is much cheaper to set
+    // up, which is most of the cost for small files.
+    windowBits: Math.min(Math.max(Math.ceil(Math.log2(size + 262)), 9), 15),
+  };
 }
 
 function deflate(data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    // Larger output chunks than zlib's 16 KiB default mean fewer thread-pool round trips.
-    zlib.deflateRaw(data, { level: DEFLATE_LEVEL, chunkSize: 256 << 10 }, (err, out) => (err ? reject(err) : resolve(out))),
-  );
+  if (data.length <= SYNC_DEFLATE_LIMIT) return Promise.resolve(zlib.deflateRawSync(data, deflateOptions(data.length)));
+  return new Promise((resolve, reject) => zlib.deflateRaw(data, deflateOptions(data.length), (err, out) => (err ? reject(err) : resolve(out))));
+}
+
+/** Files up to this size are read synchronously: for a file in the page cache that costs less
+ * main-thread time than dispatching open, fstat, read and close to the thread pool. */
+const SYNC_READ_LIMIT = 64 << 10;
+
+const openAsync = promisify(fs.open);
+const fstatAsync = promisify(fs.fstat);
+const readAsync = promisify(fs.read);
+const closeAsync = promisify(fs.close);
+
+/**
+ * Reads a whole file into `region`, which is sized from the listing. If the file has changed size
+ * since, its current content is read into a buffer of its own instead (and returned).
+ */
+async function readInto(file: string, region: Buffer): Promise<Buffer> {
+  const size = region.length;
+  if (size <= SYNC_READ_LIMIT) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      if (fs.fstatSync(fd).size !== size) return fs.readFileSync(fd);
+      for (let at = 0; at < size; ) {
+        const n = fs.readSync(fd, region, at, size - at, at);
+        if (n === 0) return fs.readFileSync(fd);
+        at += n;
+      }
+      return region;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const fd = await openAsync(file, 'r');
+  try {
+    if ((await fstatAsync(fd)).size !== size) return await fs.promises.readFile(file);
+    for (let at = 0; at < size; ) {
+      const { bytesRead } = await readAsync(fd, region, at, size - at, at);
+      if (bytesRead === 0) return await fs.promises.readFile(file);
+      at += bytesRead;
+    }
+    return region;
+  } finally {
+    await closeAsync(fd);
+  }
 }
 
 async function writeArchive(
@@ -210,28 +271,36 @@ async function writeArchive(
   };
   const unreadable = (e: WalkEntry, err: unknown) =>
     new ArchiveError('UNREADABLE', `Cannot read "${e.name}" in ${root} (${describe(err)}). Fix its permissions or add it to exclude.`, { cause: err });
-  const write = async (chunk: Buffer) => {
-    await out.write(chunk);
+  const write = async (chunk: Buffer, onWritten?: () => void) => {
     offset += chunk.length;
+    await out.write(chunk, onWritten);
   };
 
-  // Read-and-deflate jobs for the small files ahead of the one being written.
+  // Read-and-deflate jobs for the small files ahead of the one being written, their raw bytes in
+  // the ring (which therefore bounds the read-ahead) and freed in order once written.
+  const ring = new Ring(WINDOW);
   const jobs = new Map<number, Promise<Prepared>>();
   let cursor = 0;
-  let windowBytes = 0;
+  let freed: (() => void) | null = null;
+  const release = () => {
+    ring.free();
+    freed?.();
+  };
+  const buffered = (e: WalkEntry) => !e.isDirectory && e.size <= BUFFER_LIMIT;
   const prepareAhead = (current: number) => {
     while (cursor < entries.length && cursor - current < READ_AHEAD) {
       const e = entries[cursor];
-      if (!e.isDirectory && e.size <= BUFFER_LIMIT) {
-        if (windowBytes > 0 && windowBytes + e.size > WINDOW) return;
-        windowBytes += e.size;
+      if (buffered(e)) {
+        const region = e.size > 0 ? ring.alloc(e.size) : Buffer.alloc(0);
+        if (region === null) return; // resumes when written files free the ring
         const method = isAlreadyCompressed(e.name) ? METHOD_STORED : METHOD_DEFLATED;
-        const job = fs.promises.readFile(e.absolute).then(
+        const job = readInto(e.absolute, region).then(
           async (raw): Promise<Prepared> => ({
             crc: zlib.crc32(raw),
             size: raw.length,
             method,
             data: method === METHOD_DEFLATED ? await deflate(raw) : raw,
+            inRing: e.size > 0,
           }),
           (err) => {
             throw unreadable(e, err);
@@ -282,6 +351,11 @@ async function writeArchive(
     for (let i = 0; i < entries.length; i++) {
       prepareAhead(i);
       const e = entries[i];
+      while (buffered(e) && !jobs.has(i)) {
+        await new Promise<void>((resolve) => (freed = resolve));
+        freed = null;
+        prepareAhead(i);
+      }
       const name = Buffer.from(e.name, 'utf8');
       const record: EntryRecord = {
         name, isDirectory: e.isDirectory, method: METHOD_STORED, mtime: e.mtime, mode: e.mode,
@@ -295,8 +369,7 @@ async function writeArchive(
         jobs.delete(i);
         Object.assign(record, { method: p.method, crc: p.crc, size: p.size, compressedSize: p.data.length });
         await write(localHeader(record));
-        await write(p.data);
-        windowBytes -= e.size;
+        await write(p.data, p.inRing ? release : undefined);
         bytesIn += p.size;
       } else {
         record.method = isAlreadyCompressed(e.name) ? METHOD_STORED : METHOD_DEFLATED;

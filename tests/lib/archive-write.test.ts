@@ -179,6 +179,29 @@ describe('archive: createZip', function () {
     assert.equal(await fs.promises.readFile(path.join(dest, 'big.txt'), 'utf8'), TEXT.repeat(400));
   });
 
+  it('switches to Zip64 by itself past 65,535 entries', async function () {
+    this.timeout(180_000);
+    const work = await tempDir('many');
+    dirs.push(work);
+    const root = path.join(work, 'site');
+    // 200 folders of 328 one-byte files: 65,800 entries.
+    for (let d = 0; d < 200; d++) {
+      const dir = path.join(root, `d${d}`);
+      await fs.promises.mkdir(dir, { recursive: true });
+      await Promise.all(Array.from({ length: 328 }, (_, f) => fs.promises.writeFile(path.join(dir, `${f}.txt`), String(f % 10))));
+    }
+    const output = path.join(work, 'many.zip');
+    const result = await createZip({ root, output });
+    assert.equal(result.entries, 65_800);
+    const bytes = await fs.promises.readFile(output);
+    assert.ok(bytes.includes(Buffer.from([0x50, 0x4b, 0x06, 0x06])), 'has a Zip64 end of central directory record');
+    assert.equal((await listZip(output)).length, 65_800);
+    assert.match(unzipTest(output), /No errors detected/);
+    const extracted = await extractZip({ zipFile: output, destination: path.join(work, 'x') });
+    assert.equal(extracted.files, 65_600);
+    assert.equal(extracted.directories, 200);
+  });
+
   it('archives a file behind a symbolic link inside root as its content; refuses links leaving root, broken links and loops', async () => {
     const { root, work } = await site({ 'real/data.txt': 'data', 'index.js': TEXT });
     await fs.promises.symlink('real/data.txt', path.join(root, 'link.txt'));
