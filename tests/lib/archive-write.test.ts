@@ -201,9 +201,37 @@ describe('archive: createZip', function () {
     // (Extracting 65,600 files would double the time; Zip64 extraction is covered above.)
   });
 
+  it('keeps memory flat as the archive grows (no per-entry buffers kept alive)', async function () {
+    this.timeout(120_000);
+    const work = await tempDir('memory');
+    dirs.push(work);
+    const root = path.join(work, 'site');
+    // 4,000 files of about 20 KB: zlib's output buffers for them are cut from Node's shared
+    // buffer pool, as is any small buffer the writer might keep per entry.
+    for (let d = 0; d < 20; d++) {
+      await fs.promises.mkdir(path.join(root, `d${d}`), { recursive: true });
+      await Promise.all(Array.from({ length: 200 }, (_, f) => fs.promises.writeFile(path.join(root, `d${d}`, `${f}.js`), `// ${d}/${f}\n` + TEXT.slice(0, 18_000 + f * 10))));
+    }
+    // In a child with --expose-gc: live buffer memory early on and at the last progress report
+    // (the writer still running), each after a full collection, so only what is kept counts.
+    const script = `
+      const { createZip } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/archive'))});
+      const live = () => { global.gc(); return process.memoryUsage().arrayBuffers; };
+      let third = null, end = null;
+      createZip({ root: ${JSON.stringify(root)}, output: ${JSON.stringify(path.join(work, 'm.zip'))},
+        onProgress: (p) => { if (third === null && p.files >= 1300) third = live(); if (p.files === 4000) end = live(); } })
+        .then(() => console.log(JSON.stringify({ third, end })));`;
+    const child = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    const { third, end } = JSON.parse(child.stdout);
+    assert.ok(third !== null && end !== null, 'progress was reported');
+    // Keeping one small buffer per entry (its name) made this grow by about 49 MB.
+    assert.ok(end - third < 4 << 20, `buffer memory grew by ${((end - third) / 2 ** 20).toFixed(1)} MB over 2,700 entries`);
+  });
+
   it('uses Zip64 fields exactly when values overflow', () => {
     const record = {
-      name: Buffer.from('a.bin'), isDirectory: false, method: 0, mtime: MTIME, mode: 0o100644,
+      name: 'a.bin', isDirectory: false, method: 0, mtime: MTIME, mode: 0o100644,
       crc: 0, compressedSize: 10, size: 10, offset: 0, streamed: false, zip64Local: false,
     };
     const ZIP64_EOCD = Buffer.from([0x50, 0x4b, 0x06, 0x06]);
