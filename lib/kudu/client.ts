@@ -177,10 +177,36 @@ export class KuduClient {
 
   /** One level of a folder (`path` ends with `/`); undefined when it does not exist. */
   async listDirectory(vfsFolder: string): Promise<VfsEntry[] | undefined> {
-    const path = `api/vfs/${trimSlashes(vfsFolder)}/`;
-    const res = await this.http.send({ method: 'GET', path, accept: [404] });
+    const res = await this.http.send({ method: 'GET', path: vfsFolderPath(vfsFolder), accept: [404] });
     if (res.status === 404) return undefined;
     return json(res);
+  }
+
+  /**
+   * Every file under a folder, with paths relative to it (forward slashes). Kudu lists one level
+   * per request, so sub-folders are walked a few at a time.
+   */
+  async listFilesRecursive(vfsFolder: string, concurrency = 4): Promise<Array<{ path: string; size: number; mtime: string }>> {
+    const root = trimSlashes(vfsFolder);
+    if ((await this.listDirectory(root)) === undefined) {
+      throw new KuduError(`The folder ${root}/ does not exist on ${this.host}.`, 'not-found', { status: 404 });
+    }
+    const files: Array<{ path: string; size: number; mtime: string }> = [];
+    const queue: string[] = [''];
+    const worker = async () => {
+      for (let rel = queue.shift(); rel !== undefined; rel = queue.shift()) {
+        const entries = (await this.listDirectory(rel ? `${root}/${rel}` : root)) ?? [];
+        for (const entry of entries) {
+          const path = rel ? `${rel}/${entry.name}` : entry.name;
+          if (entry.mime === 'inode/directory') queue.push(path);
+          else files.push({ path, size: entry.size, mtime: entry.mtime });
+        }
+      }
+    };
+    // Workers drain the shared queue; a worker that finds it empty while others still list may
+    // stop early, so keep starting rounds until nothing is left.
+    while (queue.length) await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    return files.sort((a, b) => a.path.localeCompare(b.path));
   }
 
   /** A GET whose body the caller streams (file downloads, zip downloads). */
@@ -195,6 +221,32 @@ function enc(segment: string): string {
 
 function trimSlashes(path: string): string {
   return path.replace(/^[/\\]+|[/\\]+$/g, '');
+}
+
+/** Each segment URL-encoded; backslashes taken as slashes. */
+function encodePath(path: string): string {
+  return trimSlashes(path.replace(/\\/g, '/'))
+    .split('/')
+    .filter(Boolean)
+    .map(encodeURIComponent)
+    .join('/');
+}
+
+/** `site/wwwroot/content/data/ghost.db` → the VFS URL path of that file. */
+export function vfsFilePath(remotePath: string): string {
+  return `api/vfs/${encodePath(remotePath)}`;
+}
+
+/** A folder's VFS listing URL path (Kudu wants the trailing slash). */
+export function vfsFolderPath(remoteFolder: string): string {
+  const encoded = encodePath(remoteFolder);
+  return encoded ? `api/vfs/${encoded}/` : 'api/vfs/';
+}
+
+/** A folder's zip URL path. */
+export function zipFolderPath(remoteFolder: string): string {
+  const encoded = encodePath(remoteFolder);
+  return encoded ? `api/zip/${encoded}/` : 'api/zip/';
 }
 
 function json<T>(res: HttpResponse): T {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
+import Database from 'better-sqlite3';
 import { packageExtension } from '../../scripts/package';
 import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
 import { createSite, prepareDatabase, readDb } from '../harness/ghost-site';
@@ -80,6 +81,33 @@ describe('the packaged extension (.vsix)', function () {
       } finally {
         await kudu.close();
         fs.rmSync(home, { recursive: true, force: true });
+      }
+    },
+
+    async AppServiceDownload(root) {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-home-'));
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-work-'));
+      const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' } } });
+      try {
+        const data = path.join(home, 'site', 'wwwroot', 'content', 'data');
+        fs.mkdirSync(data, { recursive: true });
+        const db = new Database(path.join(data, 'backup.db'));
+        db.exec("CREATE TABLE posts (title TEXT); INSERT INTO posts VALUES ('hello')");
+        db.close();
+        const run = await runTask({
+          task: 'AppServiceDownload',
+          taskRoot: root,
+          inputs: { kuduService: 'k', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'ghost.db' },
+          endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
+          workDir: work,
+        });
+        assertRan(run);
+        assert.ok(run.logLines.some((l) => l.includes('SQLite check passed')), run.output);
+        assert.ok(fs.readFileSync(path.join(work, 'ghost.db')).equals(fs.readFileSync(path.join(data, 'backup.db'))));
+      } finally {
+        await kudu.close();
+        fs.rmSync(home, { recursive: true, force: true });
+        fs.rmSync(work, { recursive: true, force: true });
       }
     },
 

@@ -55,6 +55,8 @@ export interface RunTaskOptions {
   /** The task is killed after this long; default 120 s. */
   timeoutMs?: number;
   nodePath?: string;
+  /** Record the task process's peak RSS in `maxRssBytes`. */
+  measureMemory?: boolean;
   /** Called with each stdout line as it arrives (for live logs in tests or the demo). */
   onLine?: (line: string) => void;
 }
@@ -93,6 +95,8 @@ export interface TaskRun {
   secrets: string[];
   workDir: string;
   durationMs: number;
+  /** Peak resident set size of the task process, with `measureMemory`. */
+  maxRssBytes?: number;
 }
 
 const RESULT_RANK: Record<string, number> = { Succeeded: 0, SucceededWithIssues: 1, Skipped: 2, Cancelled: 3, Failed: 4 };
@@ -197,8 +201,12 @@ export async function runTask(options: RunTaskOptions): Promise<TaskRun> {
     else env[k] = v;
   }
 
+  const rssFile = options.measureMemory ? path.join(agentTemp, 'max-rss') : undefined;
+  const nodeArgs = rssFile ? ['--require', path.join(__dirname, 'report-rss.js')] : [];
+  if (rssFile) env.HARNESS_RSS_FILE = rssFile;
+
   const started = Date.now();
-  const child = spawn(options.nodePath ?? process.execPath, [entryOf(taskRoot, taskJson)], {
+  const child = spawn(options.nodePath ?? process.execPath, [...nodeArgs, entryOf(taskRoot, taskJson)], {
     cwd: workDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -232,9 +240,10 @@ export async function runTask(options: RunTaskOptions): Promise<TaskRun> {
   // A task must not leave children behind; the group is gone with it in the normal case.
   killGroup(child.pid);
   if (options.onLine && pending) options.onLine(pending);
+  const maxRssBytes = rssFile && fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) : undefined;
   fs.rmSync(agentTemp, { recursive: true, force: true });
 
-  return parseRun({ exitCode, signal, timedOut, stdout, stderr, workDir, durationMs: Date.now() - started });
+  return { ...parseRun({ exitCode, signal, timedOut, stdout, stderr, workDir, durationMs: Date.now() - started }), maxRssBytes };
 }
 
 function killGroup(pid: number | undefined): void {

@@ -10,7 +10,8 @@ export interface FaultSpec {
   times?: number;
   /** Answer with this status instead of the normal handling. */
   status?: number;
-  body?: string;
+  /** Bytes as they are, or text sent as UTF-8. */
+  body?: string | Buffer;
   headers?: Record<string, string>;
   /** Wait this long before answering (normal or faulty). */
   delayMs?: number;

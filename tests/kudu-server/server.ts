@@ -146,7 +146,7 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
       else if (fault?.truncateAfterBytes !== undefined) limitResponseBody(res, fault.truncateAfterBytes, 'truncate');
       if (fault?.status !== undefined) {
         req.resume();
-        const body = Buffer.from(fault.body ?? '', 'utf8');
+        const body = Buffer.isBuffer(fault.body) ? fault.body : Buffer.from(fault.body ?? '', 'utf8');
         const headers: Record<string, string | number> = { ...(fault.headers ?? {}) };
         if (body.length > 0 && !Object.keys(headers).some(h => h.toLowerCase() === 'content-type')) {
           headers['Content-Type'] = 'text/plain; charset=utf-8';

@@ -1,0 +1,39 @@
+/**
+ * AppServiceDownload@1: download a file or a folder from an App Service through Kudu, verified
+ * and complete, or fail without touching the destination.
+ */
+import * as path from 'node:path';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { getBoolean, getChoice, getNumber, getRequired, setOutput } from '../../lib/task/inputs';
+import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
+import { pipelineLog } from '../../lib/task/log';
+import { runTask } from '../../lib/task/run';
+import { fetchFromAppService } from './fetch';
+
+runTask(async () => {
+  const retries = getNumber('retries', 4, { min: 0, max: 20, integer: true });
+  const destination = getRequired('destination');
+  const request = {
+    remotePath: getRequired('remotePath'),
+    // Relative destinations are taken from the working directory, as Microsoft's tasks do.
+    destination: path.resolve(tl.getVariable('System.DefaultWorkingDirectory') ?? process.cwd(), destination) + (/[/\\]$/.test(destination) ? path.sep : ''),
+    extract: getBoolean('extract', true),
+    verifySqlite: getChoice('verifySqlite', ['auto', 'always', 'never'] as const, 'auto'),
+    requireComplete: getBoolean('requireComplete', true),
+    overwrite: getBoolean('overwrite', true),
+    retries,
+  };
+  const kudu = kuduFromServiceConnection({ taskName: 'AppServiceDownload', log: pipelineLog, maxAttempts: retries + 1 });
+  try {
+    const result = await fetchFromAppService(kudu, request, pipelineLog);
+    setOutput('downloadedPath', result.path);
+    setOutput('downloadedFiles', result.files);
+    setOutput('downloadedBytes', result.bytes);
+    if (result.sha256) setOutput('downloadedSha256', result.sha256);
+    for (const db of result.databases) pipelineLog.info(`SQLite check passed: ${db.tables} tables, ${db.pageCount} pages of ${db.pageSize} bytes, ${db.journal} journal.`);
+    const what = result.kind === 'file' ? `${result.bytes} bytes` : `${result.files} files, ${result.bytes} bytes`;
+    return `Downloaded ${request.remotePath} to ${result.path} (${what}).`;
+  } finally {
+    kudu.close();
+  }
+});
