@@ -1,6 +1,6 @@
 // Formats that are already compressed: deflating them again costs CPU (deflate runs at about
 // 30 MB/s on such data) and saves nothing, so they are STORED. Everything else is deflated.
-const ALREADY_COMPRESSED = new Set([
+export const STORED_EXTENSIONS: ReadonlySet<string> = new Set([
   // images
   'jpg', 'jpeg', 'png', 'gif', 'webp', 'avif', 'heic',
   // video
@@ -26,5 +26,5 @@ export function isAlreadyCompressed(name: string): boolean {
   const slash = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
   const dot = name.lastIndexOf('.');
   if (dot <= slash + 1) return false; // no extension, or a dotfile such as ".gz"
-  return ALREADY_COMPRESSED.has(name.slice(dot + 1).toLowerCase());
+  return STORED_EXTENSIONS.has(name.slice(dot + 1).toLowerCase());
 }

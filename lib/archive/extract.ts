@@ -192,10 +192,11 @@ async function extractAll(
   const made = new Set<string>([destReal]);
   const directories: Array<{ target: string; mtime: Date }> = [];
 
+  const prefix = destReal.endsWith(path.sep) ? destReal : destReal + path.sep;
   const target = (e: SafeEntry): string => {
     const t = path.join(destReal, ...e.segments);
     // vet() already refused anything that could leave destination; this guards against a gap in it.
-    if (!t.startsWith(destReal + path.sep)) {
+    if (!t.startsWith(prefix)) {
       throw new ArchiveError('UNSAFE_ENTRY', `Refusing to extract ${zipFile}: entry "${e.name}" would be written outside ${destReal}.`);
     }
     return t;

@@ -2,9 +2,10 @@
 // the excluded ones and the archive itself. Symbolic links are resolved here so the writer only
 // ever sees regular files and folders.
 //
-// The metadata calls are synchronous on purpose: nothing else runs while the tree is listed, and
-// a synchronous stat costs about 2 µs against 25-40 µs through a promise and the thread pool,
-// which on 65,000 small files was most of the listing time.
+// The metadata calls are synchronous on purpose: the archive cannot start before the listing
+// ends, and a synchronous stat costs about 2 µs against 25-40 µs through a promise and the
+// thread pool, which on 65,000 small files was most of the listing time. (The event loop is
+// blocked meanwhile: about 20 ms per 10,000 files with a warm cache.)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import picomatch from 'picomatch';
@@ -53,7 +54,7 @@ export function compileExclude(root: string, patterns: readonly string[]): (rel:
 
 function inside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith('..' + path.sep) && !path.isAbsolute(rel));
 }
 
 export function walk(options: WalkOptions): WalkResult {

@@ -267,7 +267,11 @@ async function writeArchive(
     const now = Date.now();
     if (!force && now - lastReport < 100) return;
     lastReport = now;
-    onProgress({ files, bytesIn });
+    try {
+      onProgress({ files, bytesIn });
+    } catch (err) {
+      throw new ArchiveError('WRITE_FAILED', `The onProgress callback threw (${describe(err)}), so the archive was abandoned.`, { cause: err });
+    }
   };
   const unreadable = (e: WalkEntry, err: unknown) =>
     new ArchiveError('UNREADABLE', `Cannot read "${e.name}" in ${root} (${describe(err)}). Fix its permissions or add it to exclude.`, { cause: err });

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -96,6 +97,25 @@ describe('archive: extractZip', function () {
     for (const rel of ['a.txt', 'sub/', 'sub/deeper/', 'sub/deeper/b.txt', 'empty/']) {
       assert.equal((await fs.promises.stat(path.join(dest, rel))).mtimeMs, want, rel);
     }
+  });
+
+  it('extracts an archive made by Info-ZIP zip, and refuses its stored symbolic links (zip -y)', async function () {
+    if (!exists('/usr/bin/zip')) this.skip();
+    const w = await work();
+    const src = path.join(w, 'src');
+    await makeTree(src, { 'a.txt': TEXT, 'img/b.png': crypto.randomBytes(3000), 'empty/': '' }, new Date('2020-01-02T03:04:05Z'));
+    execFileSync('/usr/bin/zip', ['-r', '-q', path.join(w, 'info.zip'), '.'], { cwd: src });
+    const dest = path.join(w, 'dest');
+    const result = await extractZip({ zipFile: path.join(w, 'info.zip'), destination: dest });
+    assert.deepEqual(result.entries.sort(), ['a.txt', 'img/b.png']);
+    assert.equal(await fs.promises.readFile(path.join(dest, 'a.txt'), 'utf8'), TEXT);
+    assert.equal((await fs.promises.stat(path.join(dest, 'a.txt'))).mtimeMs, new Date('2020-01-02T03:04:05Z').getTime());
+    assert.ok(exists(path.join(dest, 'empty')));
+
+    await fs.promises.symlink('/etc/hostname', path.join(src, 'host'));
+    execFileSync('/usr/bin/zip', ['-r', '-q', '-y', path.join(w, 'links.zip'), '.'], { cwd: src });
+    await rejectsWith(extractZip({ zipFile: path.join(w, 'links.zip'), destination: path.join(w, 'dest2') }), 'UNSAFE_ENTRY', /"host"/, /symbolic link/);
+    assert.ok(!exists(path.join(w, 'dest2')));
   });
 
   it('accepts an empty existing destination and refuses a non-empty one', async () => {

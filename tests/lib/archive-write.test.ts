@@ -134,6 +134,8 @@ describe('archive: createZip', function () {
       'debug.log': 'x',
       'content/data/trace.log': 'x',
     });
+    // A dangling link inside node_modules would fail the run if the walk went in there.
+    await fs.promises.symlink('nowhere', path.join(root, 'node_modules/express/dangling'));
     const output = path.join(work, 'site.zip');
     const result = await createZip({ root, output, exclude: ['node_modules/**', '.git/**', 'content/logs/**', '**/*.log'] });
     const names = (await rawList(output)).map((e) => e.name);
@@ -146,6 +148,7 @@ describe('archive: createZip', function () {
 
     // "**/node_modules/**" reaches nested ones too.
     const nested = await createZip({ root, output, exclude: ['**/node_modules/**', '.git/**'] });
+    assert.deepEqual(nested.excluded.filter((n) => n.includes('node_modules')).sort(), ['content/themes/casper/node_modules', 'node_modules']);
     assert.ok(nested.excluded.includes('content/themes/casper/node_modules'));
     assert.ok(!(await rawList(output)).some((e) => e.name.includes('node_modules')));
   });
