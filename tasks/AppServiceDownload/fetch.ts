@@ -86,6 +86,9 @@ async function fetchFolder(kudu: KuduClient, remote: string, request: FetchReque
   const name = path.posix.basename(folder) || 'wwwroot';
   const started = Date.now();
   const stamp = new Date(started - 2000);
+  // The server's listing is only needed at the end; asking for it while the zip streams in hides
+  // its cost (one request per folder) behind the download.
+  const listing = settle(kudu.listFilesRecursive(folder));
 
   if (!request.extract) {
     const target = /\.zip$/i.test(request.destination) ? request.destination : path.join(request.destination, `${name}.zip`);
@@ -93,9 +96,9 @@ async function fetchFolder(kudu: KuduClient, remote: string, request: FetchReque
     fs.mkdirSync(path.dirname(target), { recursive: true });
     const temp = tempBeside(target);
     try {
-      const zip = await downloadCheckedZip(kudu, folder, temp, request, log);
+      const zip = await downloadCheckedZip(kudu, folder, temp, request, log, true);
       const entries = (await listZip(temp)).filter((e) => !e.isDirectory);
-      const missing = await checkComplete(kudu, folder, new Set(entries.map((e) => e.name)), stamp, request, log);
+      const missing = checkComplete(folder, await listing, new Set(entries.map((e) => e.name)), stamp, request, log);
       fsyncFile(temp);
       fs.renameSync(temp, target);
       log.info(`Saved ${folder}/ as ${target}: ${entries.length} files, ${zip.bytes} bytes, in ${seconds(started)} s.`);
@@ -111,13 +114,13 @@ async function fetchFolder(kudu: KuduClient, remote: string, request: FetchReque
   fs.mkdirSync(path.dirname(destination), { recursive: true });
   try {
     log.info(`Downloading ${folder}/ from ${kudu.host} as a zip`);
-    const zip = await downloadCheckedZip(kudu, folder, zipFile, request, log);
+    const zip = await downloadCheckedZip(kudu, folder, zipFile, request, log, false);
     log.info(`Got ${zip.bytes} bytes of zip in ${seconds(started)} s; extracting`);
     const extracted = await extractZip({ zipFile, destination: staging }).catch((err: Error) => {
       throw new Error(`The zip of ${folder}/ from ${kudu.host}: ${err.message.split(zipFile).join('the archive')}`);
     });
     fs.rmSync(zipFile, { force: true });
-    const missing = await checkComplete(kudu, folder, new Set(extracted.entries), stamp, request, log);
+    const missing = checkComplete(folder, await listing, new Set(extracted.entries), stamp, request, log);
     const databases: SqliteFileReport[] = [];
     if (request.verifySqlite !== 'never') {
       for (const rel of extracted.entries) {
@@ -137,10 +140,10 @@ async function fetchFolder(kudu: KuduClient, remote: string, request: FetchReque
 }
 
 /** Kudu's zip is streamed without a length: a cut-off body still looks like a finished response. */
-async function downloadCheckedZip(kudu: KuduClient, folder: string, temp: string, request: FetchRequest, log: Log) {
+async function downloadCheckedZip(kudu: KuduClient, folder: string, temp: string, request: FetchRequest, log: Log, hash: boolean) {
   let lastError: Error | undefined;
   for (let attempt = 1; attempt <= request.retries + 1; attempt++) {
-    const zip = await downloadZip(kudu, folder, temp, { attempts: request.retries + 2 - attempt, onInterruption: (m) => log.warn(m) });
+    const zip = await downloadZip(kudu, folder, temp, { attempts: request.retries + 2 - attempt, hash, onInterruption: (m) => log.warn(m) });
     try {
       await listZip(temp);
       return zip;
@@ -157,8 +160,9 @@ async function downloadCheckedZip(kudu: KuduClient, folder: string, temp: string
  * listing shows what the server has; a file missing from the archive and older than the download
  * was skipped.
  */
-async function checkComplete(kudu: KuduClient, folder: string, archived: Set<string>, stamp: Date, request: FetchRequest, log: Log): Promise<string[]> {
-  const onServer = await kudu.listFilesRecursive(folder);
+function checkComplete(folder: string, listing: Settled<ServerFile[]>, archived: Set<string>, stamp: Date, request: FetchRequest, log: Log): string[] {
+  if ('error' in listing) throw listing.error;
+  const onServer = listing.value;
   const absent = onServer.filter((f) => !archived.has(f.path));
   const skipped = absent.filter((f) => !(Date.parse(f.mtime) > stamp.getTime())).map((f) => f.path);
   const newer = absent.filter((f) => Date.parse(f.mtime) > stamp.getTime()).map((f) => f.path);
@@ -171,6 +175,17 @@ async function checkComplete(kudu: KuduClient, folder: string, archived: Set<str
   if (request.requireComplete) throw new Error(message + ' Set requireComplete: false to accept an incomplete folder with a warning.');
   log.warn(message);
   return skipped;
+}
+
+type ServerFile = { path: string; size: number; mtime: string };
+type Settled<T> = { value: T } | { error: unknown };
+
+/** A promise that never rejects (so an early failure elsewhere leaves no unhandled rejection). */
+function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
 }
 
 function appliesSqliteCheck(mode: VerifySqlite, name: string, file: string): boolean {
