@@ -21,6 +21,11 @@ export interface CreateZipOptions {
   exclude?: string[];
   /** Called as files are written, at most about ten times a second, and once at the end. */
   onProgress?: (p: { files: number; bytesIn: number }) => void;
+  /**
+   * Sees what will be archived before anything is written; throwing stops the run with nothing
+   * written (SitePackage checks the SQLite databases it is about to package here).
+   */
+  check?: (files: ReadonlyArray<{ name: string; absolute: string; size: number }>) => void | Promise<void>;
 }
 
 export interface CreateZipResult {
@@ -115,6 +120,8 @@ export async function createZip(options: CreateZipOptions): Promise<CreateZipRes
     const why = excluded.length > 0 ? ` after excluding ${excluded.slice(0, 5).join(', ')}${excluded.length > 5 ? ', …' : ''}` : '';
     throw new ArchiveError('NOTHING_TO_ARCHIVE', `Cannot create ${output}: there are no files to archive in ${root}${why}. Check root and the exclude patterns.`);
   }
+
+  await options.check?.(entries.filter((e) => !e.isDirectory));
 
   try {
     await fs.promises.mkdir(outputDir, { recursive: true });

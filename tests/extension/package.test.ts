@@ -123,6 +123,22 @@ describe('the packaged extension (.vsix)', function () {
         site.cleanup();
       }
     },
+
+    async SitePackage(root) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-site-'));
+      try {
+        fs.mkdirSync(path.join(work, 'site', 'content', 'data'), { recursive: true });
+        fs.writeFileSync(path.join(work, 'site', 'index.js'), 'console.log("ghost")');
+        const db = new Database(path.join(work, 'site', 'content', 'data', 'ghost.db'));
+        db.exec("CREATE TABLE posts (title TEXT); INSERT INTO posts VALUES ('hello')");
+        db.close();
+        const run = await runTask({ task: 'SitePackage', taskRoot: root, inputs: { rootFolder: 'site', archiveFile: 'out/site.zip' }, workDir: work });
+        assertRan(run);
+        assert.deepEqual(new AdmZip(path.join(work, 'out', 'site.zip')).getEntries().map((e) => e.entryName).sort(), ['content/', 'content/data/', 'content/data/ghost.db', 'index.js']);
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+      }
+    },
   };
 
   for (const [task, scenario] of Object.entries(SCENARIOS)) {
