@@ -97,7 +97,7 @@ export class ArmClient {
       } catch (err) {
         if (err instanceof ArmError && err.status === 403) {
           throw new ArmError(
-            `${this.options.principal} may not list the resources of subscription ${this.options.subscriptionLabel} (403 ${err.code ?? ''}), ` +
+            `${capitalise(this.options.principal)} may not list the resources of subscription ${this.options.subscriptionLabel} (403 ${err.code ?? ''}), ` +
               `so the app's resource group cannot be found. Set the task's resourceGroupName input, or give the identity the Reader role on the subscription.`,
             403,
             err.code,

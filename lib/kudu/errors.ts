@@ -95,8 +95,8 @@ export function statusError(
     case 403:
       return new KuduError(
         `Kudu denied access (403 Forbidden, ${where}) with ${credentialDescription}. ` +
-          `The identity needs the Website Contributor role (or Microsoft.Web/sites/publish/Action) on the app; ` +
-          `with publishing credentials, SCM basic-auth publishing may be disabled on the app.`,
+          `The identity needs the Website Contributor role (or Microsoft.Web/sites/publish/Action) on the app` +
+          (credentialKind === 'bearer' ? '.' : `; with publishing credentials, SCM basic-auth publishing may be disabled on the app.`),
         'forbidden',
         details,
       );
