@@ -136,6 +136,27 @@ describe('Azure Resource Manager connections', function () {
     assertNoLeaks(result);
   });
 
+  it('explains a refused OIDC request and a federated credential that does not match', async () => {
+    await start();
+    const wrongSystemToken = await runTask({
+      task: 'AppServiceWebJobRun',
+      inputs: { connectionType: 'AzureRM', azureSubscription: CONNECTION, appName: 'blog', jobName: 'backup' },
+      endpoints: { [CONNECTION]: azure.endpoint(principal('federated')), SYSTEMVSSCONNECTION: { ...azure.systemEndpoint(), parameters: { AccessToken: 'not-the-job-token-123' } } },
+      variables: azure.oidcVariables(),
+      env: azure.taskEnv(),
+    });
+    assert.equal(wrongSystemToken.result, 'Failed', wrongSystemToken.output);
+    assert.match(wrongSystemToken.resultMessage!, /Azure DevOps refused to issue the pipeline's OIDC token .*401/);
+    assert.deepEqual(linesLeaking(wrongSystemToken, ['not-the-job-token-123']), []);
+
+    const other = azure.addPrincipal({ federatedConnectionId: 'another-connection', roles: [] });
+    const mismatch = await run('AppServiceWebJobRun', other, { jobName: 'backup' });
+    assert.equal(mismatch.result, 'Failed', mismatch.output);
+    assert.match(mismatch.resultMessage!, /AADSTS70021/);
+    assert.match(mismatch.resultMessage!, /issuer and subject/);
+    assertNoLeaks(mismatch);
+  });
+
   it('downloads with a managed identity, system-assigned and user-assigned, through IMDS', async () => {
     const { home } = await start();
     put(home, 'site/wwwroot/a.txt', 'AAA');
