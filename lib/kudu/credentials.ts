@@ -14,13 +14,19 @@ export interface KuduCredential {
   /** The Authorization header value. Token sources refresh here before expiry. */
   authorization(): Promise<string>;
   /**
-   * Called once after a 401: a token source may fetch a new token. Returns true when a retry
-   * with a fresh credential makes sense.
+   * Called after a 401: a token source may fetch a new token, or move on to another kind of
+   * credential. Returns true when a retry with what it now has makes sense. The transport asks
+   * at most MAX_REFRESHES times per request.
    */
   refresh?(): Promise<boolean>;
   /** Values that must never appear in a log: the caller registers them as secrets. */
   readonly secrets: string[];
+  /** Releases what the credential holds open (an Azure Resource Manager connection). */
+  close?(): void;
 }
+
+/** Refreshes per request: a fresh token, then (Azure Resource Manager) up to two fallbacks. */
+export const MAX_REFRESHES = 3;
 
 export function basicCredential(username: string, password: string): KuduCredential {
   const header = 'Basic ' + Buffer.from(`${username}:${password}`, 'utf8').toString('base64');

@@ -67,12 +67,22 @@ export function statusError(
   host: string,
   credentialDescription: string,
   body: string,
+  credentialKind: 'basic' | 'bearer' = 'basic',
 ): KuduError {
   const where = `${method} ${path} on ${host}`;
   const details = { status, method, path, host, body, retriable: RETRIABLE_STATUSES.has(status) };
   const bodyText = summariseBody(body);
   switch (status) {
     case 401:
+      if (credentialKind === 'bearer') {
+        return new KuduError(
+          `Kudu refused ${credentialDescription} (401 Unauthorized, ${where}). The token is not accepted for this app: it may have expired, ` +
+            `or be for another tenant or audience. With an Azure Resource Manager service connection, check that the app is in the connection's tenant; ` +
+            `with a Generic connection, put a current token in its password field.`,
+          'auth',
+          details,
+        );
+      }
       return new KuduError(
         `Kudu refused the ${credentialDescription} (401 Unauthorized, ${where}). ` +
           `Check the user name and password in the service connection: they are the app's publishing credentials ` +
@@ -85,8 +95,8 @@ export function statusError(
     case 403:
       return new KuduError(
         `Kudu denied access (403 Forbidden, ${where}) with ${credentialDescription}. ` +
-          `The identity needs the Website Contributor role (or Microsoft.Web/sites/publish/Action) on the app; ` +
-          `with publishing credentials, SCM basic-auth publishing may be disabled on the app.`,
+          `The identity needs the Website Contributor role (or Microsoft.Web/sites/publish/Action) on the app` +
+          (credentialKind === 'bearer' ? '.' : `; with publishing credentials, SCM basic-auth publishing may be disabled on the app.`),
         'forbidden',
         details,
       );

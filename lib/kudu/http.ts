@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import { KuduError, networkError, RETRIABLE_STATUSES, statusError } from './errors';
-import type { KuduCredential } from './credentials';
+import { MAX_REFRESHES, type KuduCredential } from './credentials';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -131,6 +131,7 @@ export class HttpTransport {
 
   close(): void {
     this.agent.destroy();
+    this.options.credential.close?.();
   }
 
   private async withRetry<T extends { status: number; headers: http.IncomingHttpHeaders }>(
@@ -140,7 +141,7 @@ export class HttpTransport {
     const idempotent = request.idempotent ?? request.method !== 'POST';
     const maxAttempts = idempotent ? (request.maxAttempts ?? this.retry.maxAttempts) : 1;
     const started = Date.now();
-    let refreshed = false;
+    let refreshes = 0;
     for (let n = 1; ; n++) {
       let failure: KuduError;
       let retryAfterMs: number | undefined;
@@ -148,10 +149,18 @@ export class HttpTransport {
         const res = await attempt();
         if (res.status < 300 || request.accept?.includes(res.status)) return res;
         const body = 'body' in res ? res.body.toString('utf8') : (await readAll(res.stream).catch(() => Buffer.alloc(0))).toString('utf8');
-        failure = statusError(res.status, request.method, this.displayPath(request.path), this.host, this.options.credential.description, body);
-        if (res.status === 401 && !refreshed && this.options.credential.refresh && (await this.options.credential.refresh())) {
-          // A token may have expired during a long wait; one more try with a fresh one.
-          refreshed = true;
+        failure = statusError(
+          res.status,
+          request.method,
+          this.displayPath(request.path),
+          this.host,
+          this.options.credential.description,
+          body,
+          this.options.credential.kind,
+        );
+        if (res.status === 401 && refreshes < MAX_REFRESHES && this.options.credential.refresh && (await this.options.credential.refresh())) {
+          // A token may have expired during a long wait; another try with a fresh one.
+          refreshes++;
           n--;
           continue;
         }

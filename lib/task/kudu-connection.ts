@@ -1,18 +1,25 @@
 /**
- * Turns the task's service connection input into a Kudu client. Generic connections today: the
- * URL is the SCM site, username and password are the publishing credentials, and an empty
- * username with a password means the password is a bearer token. Every secret is registered with
- * the agent before any request is made, so it is masked wherever it might surface.
+ * Turns the task's service connection inputs into a Kudu client: the one place every Kudu task
+ * goes through, for either kind of connection (`connectionType`).
+ *
+ * - Generic (`kuduService`): the URL is the SCM site; user name and password are the publishing
+ *   credentials, or an empty user name and a bearer token in the password.
+ * - AzureRM (`azureSubscription`, `appName`, `resourceGroupName`, `slotName`): the app is found
+ *   through Azure Resource Manager, and Kudu gets Microsoft Entra tokens (lib/azure).
+ *
+ * Every secret is registered with the agent before any request is made, so it is masked wherever
+ * it might surface.
  */
 import * as os from 'node:os';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { basicCredential, bearerCredential, type KuduCredential } from '../kudu/credentials';
 import { KuduClient } from '../kudu/client';
+import { getChoice } from './inputs';
 import type { Log } from './log';
 import { version } from '../../package.json';
 
 export interface ConnectionOptions {
-  /** The input holding the service connection; `kuduService` in every task. */
+  /** The input holding the Generic service connection; `kuduService` in every task. */
   input?: string;
   /** Task name, for the User-Agent (Kudu records it in a run's trigger). */
   taskName: string;
@@ -24,7 +31,23 @@ export function userAgent(taskName: string): string {
   return `AppServiceSqliteTasks/${version} (${taskName}; node ${process.version}; ${os.platform()})`;
 }
 
-export function kuduFromServiceConnection(options: ConnectionOptions): KuduClient {
+export async function kuduFromServiceConnection(options: ConnectionOptions): Promise<KuduClient> {
+  const type = getChoice('connectionType', ['Generic', 'AzureRM'] as const, 'Generic');
+  const agent = userAgent(options.taskName);
+  // Loaded only for AzureRM: MSAL and the ARM code cost memory and start-up time the Generic path does not need.
+  const { scmUrl, credential } =
+    type === 'AzureRM' ? await (await import('./azurerm-connection')).azureRmKudu({ userAgent: agent, log: options.log }) : genericKudu(options);
+  return new KuduClient({
+    scmUrl,
+    credential,
+    userAgent: agent,
+    retry: options.maxAttempts ? { maxAttempts: options.maxAttempts } : undefined,
+    debug: (m) => options.log.debug(m),
+    onRetry: ({ attempt, delayMs, reason }) => options.log.info(`Retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1}): ${reason}`),
+  });
+}
+
+function genericKudu(options: ConnectionOptions): { scmUrl: string; credential: KuduCredential } {
   const input = options.input ?? 'kuduService';
   const id = tl.getInput(input, false)?.trim();
   if (!id) throw new Error(`Input '${input}' is required: choose the Generic service connection that points at the app's SCM site.`);
@@ -45,12 +68,5 @@ export function kuduFromServiceConnection(options: ConnectionOptions): KuduClien
   }
   const credential: KuduCredential = username ? basicCredential(username, password) : bearerCredential(password, 'the bearer token of the service connection');
   for (const secret of credential.secrets) tl.setSecret(secret);
-  return new KuduClient({
-    scmUrl: url,
-    credential,
-    userAgent: userAgent(options.taskName),
-    retry: options.maxAttempts ? { maxAttempts: options.maxAttempts } : undefined,
-    debug: (m) => options.log.debug(m),
-    onRetry: ({ attempt, delayMs, reason }) => options.log.info(`Retrying in ${(delayMs / 1000).toFixed(1)} s (try ${attempt + 1}): ${reason}`),
-  });
+  return { scmUrl: url, credential };
 }

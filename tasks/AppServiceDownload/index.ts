@@ -23,7 +23,7 @@ runTask(async () => {
     overwrite: getBoolean('overwrite', true),
     retries,
   };
-  const kudu = kuduFromServiceConnection({ taskName: 'AppServiceDownload', log: pipelineLog, maxAttempts: retries + 1 });
+  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceDownload', log: pipelineLog, maxAttempts: retries + 1 });
   try {
     const result = await fetchFromAppService(kudu, request, pipelineLog);
     setOutput('downloadedPath', result.path);

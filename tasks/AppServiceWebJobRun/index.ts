@@ -17,7 +17,7 @@ runTask(async () => {
     whenAlreadyRunning: getChoice('whenAlreadyRunning', ['queue', 'attach', 'fail'] as const, 'queue'),
     streamLog: getBoolean('streamLog', true),
   };
-  const kudu = kuduFromServiceConnection({ taskName: 'AppServiceWebJobRun', log: pipelineLog });
+  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceWebJobRun', log: pipelineLog });
   try {
     const outcome = await runAndWait(kudu, options, pipelineLog);
     report(outcome);

@@ -13,6 +13,7 @@ import { packageExtension } from '../../scripts/package';
 import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
 import { createSite, prepareDatabase, readDb } from '../harness/ghost-site';
 import { startKuduServer } from '../kudu-server';
+import { SERVICE_PRINCIPAL_PEM, startAzureFake } from '../azure-fake';
 
 type Scenario = (taskRoot: string) => Promise<void>;
 
@@ -87,7 +88,8 @@ describe('the packaged extension (.vsix)', function () {
     async AppServiceDownload(root) {
       const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-home-'));
       const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-work-'));
-      const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' } } });
+      const azure = await startAzureFake();
+      const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' }, bearer: azure.kuduAccepts } });
       try {
         const data = path.join(home, 'site', 'wwwroot', 'content', 'data');
         fs.mkdirSync(data, { recursive: true });
@@ -104,8 +106,25 @@ describe('the packaged extension (.vsix)', function () {
         assertRan(run);
         assert.ok(run.logLines.some((l) => l.includes('SQLite check passed')), run.output);
         assert.ok(fs.readFileSync(path.join(work, 'ghost.db')).equals(fs.readFileSync(path.join(data, 'backup.db'))));
+
+        // Again through an Azure Resource Manager connection (certificate): MSAL, the signed client
+        // assertion and the ARM calls, all from the bundle.
+        await azure.addSite({ resourceGroup: 'rg', name: 'app', kudu });
+        const sp = azure.addPrincipal({ certificatePem: fs.readFileSync(SERVICE_PRINCIPAL_PEM, 'utf8'), roles: [{ scope: azure.subscriptionScope, role: 'Website Contributor' }] });
+        const viaArm = await runTask({
+          task: 'AppServiceDownload',
+          taskRoot: root,
+          inputs: { connectionType: 'AzureRM', azureSubscription: 'arm', appName: 'app', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'arm.db' },
+          endpoints: { arm: azure.endpoint(sp) },
+          env: azure.taskEnv(),
+          workDir: work,
+        });
+        assertRan(viaArm);
+        assert.ok(fs.readFileSync(path.join(work, 'arm.db')).equals(fs.readFileSync(path.join(data, 'backup.db'))));
+        assert.ok(azure.requests.some((r) => r.service === 'scm' && r.audience === 'https://appservice.azure.com' && r.status === 200), viaArm.output);
       } finally {
         await kudu.close();
+        await azure.close();
         fs.rmSync(home, { recursive: true, force: true });
         fs.rmSync(work, { recursive: true, force: true });
       }

@@ -87,6 +87,21 @@ describe('task.json of every task', () => {
     });
   }
 
+  it('offers both connection types in every task that talks to Kudu (kudu-connection.ts reads these inputs)', () => {
+    for (const dir of taskDirs) {
+      const inputs = load(dir).inputs ?? [];
+      if (!inputs.some((i) => i.name === 'kuduService')) continue;
+      const byName = new Map(inputs.map((i) => [i.name, i]));
+      assert.equal(byName.get('kuduService')?.visibleRule, 'connectionType = Generic', `${dir}: kuduService shows for Generic only`);
+      assert.equal(byName.get('connectionType')?.defaultValue, 'Generic', `${dir}: connectionType defaults to Generic`);
+      assert.deepEqual(Object.keys(byName.get('connectionType')?.options ?? {}), ['Generic', 'AzureRM'], `${dir}: connectionType options`);
+      assert.equal(byName.get('azureSubscription')?.type, 'connectedService:AzureRM', `${dir}: azureSubscription`);
+      for (const name of ['azureSubscription', 'appName', 'resourceGroupName', 'slotName']) {
+        assert.equal(byName.get(name)?.visibleRule, 'connectionType = AzureRM', `${dir}: ${name} shows for AzureRM only`);
+      }
+    }
+  });
+
   it('gives every task its own id', () => {
     const ids = taskDirs.map((d) => load(d).id.toLowerCase());
     assert.equal(new Set(ids).size, ids.length);
