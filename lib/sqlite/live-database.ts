@@ -66,6 +66,8 @@ export type ProgressListener = (progress: BackupProgress) => void;
 /** A span during which the app's writers could have been waiting for a lock we held. */
 export interface LockSpan {
   what: string;
+  /** When the lock was taken (epoch ms). */
+  at: number;
   ms: number;
 }
 
@@ -85,6 +87,8 @@ export interface CopyOutcome {
   rewrittenUnderLock: number;
   /** The writer-blocking lock of the final pass (rollback journal); 0 in WAL mode. */
   lockMs: number;
+  /** How long the final pass waited for that lock (the app was mid-transaction; nothing held meanwhile). */
+  lockWaitMs: number;
   /** How long the WAL read transaction was held (checkpoints cannot pass it meanwhile). */
   readTransactionMs: number;
   /** Bytes of -wal copied and checkpointed into the copy (WAL mode). */
@@ -135,6 +139,7 @@ export class LiveDatabase {
     const hotCandidate = journal === 'rollback' && journalHeaderIsLive(journalFile);
     let db: Database.Database | undefined;
     const started = performance.now();
+    const startedAt = Date.now();
     try {
       db = new Database(file, { readonly: readOnly, fileMustExist: true, timeout: options.busyTimeoutMs });
       // The first read takes a SHARED lock for an instant; if a crashed writer left a hot journal,
@@ -150,7 +155,7 @@ export class LiveDatabase {
       throw describeOpenError(err, file, options.busyTimeoutMs);
     }
     const live = new LiveDatabase(file, journal, header.pageSize, db, fd, readOnly, options);
-    live.lockSpans.push({ what: 'open and first read', ms: performance.now() - started });
+    live.lockSpans.push({ what: 'open and first read', at: startedAt, ms: performance.now() - started });
     if (hotCandidate && !journalHeaderIsLive(journalFile)) {
       // Either a write finished meanwhile or SQLite rolled back a crash's hot journal on our first read.
       options.log.info(`${journalFile} held a journal when the backup started (a write in progress, or a hot journal left by a crash, which SQLite has now rolled back as the app would on its next read).`);
@@ -193,7 +198,7 @@ export class LiveDatabase {
   private async copyRollback(target: string): Promise<CopyOutcome> {
     const { log } = this.options;
     const out = openForWrite(target);
-    const outcome: CopyOutcome = { journal: 'rollback', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, readTransactionMs: 0, walBytes: 0 };
+    const outcome: CopyOutcome = { journal: 'rollback', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
     try {
       let counter = this.rawChangeCounter();
       let size = fs.fstatSync(this.fd).size;
@@ -217,7 +222,7 @@ export class LiveDatabase {
 
       // The helper thread starts before the lock is taken: starting it takes tens of milliseconds.
       const helper = size >= PARALLEL_FROM ? FinalPassHelper.start() : undefined;
-      let final: { result: { rewritten: number; expected: number }; ms: number };
+      let final: { result: { rewritten: number; expected: number }; ms: number; waitMs: number };
       try {
         final = await this.underWriterLock(async () => {
           const pageSize = this.db.pragma('page_size', { simple: true }) as number;
@@ -246,8 +251,9 @@ export class LiveDatabase {
       outcome.bytesRead += final.result.expected;
       outcome.rewrittenUnderLock = final.result.rewritten;
       outcome.lockMs = final.ms;
+      outcome.lockWaitMs = final.waitMs;
       log.info(
-        `Final pass under ${this.readOnly ? 'a read lock' : 'BEGIN IMMEDIATE'}: compared ${formatBytes(final.result.expected)}, ` +
+        `Final pass under ${this.readOnly ? 'a read lock' : 'BEGIN IMMEDIATE'} (got it in ${formatMs(final.waitMs)}): compared ${formatBytes(final.result.expected)}, ` +
           `rewrote ${formatBytes(final.result.rewritten)}; writers could wait ${formatMs(final.ms)}.`,
       );
       return outcome;
@@ -258,7 +264,7 @@ export class LiveDatabase {
 
   private async copyWal(target: string): Promise<CopyOutcome> {
     const { log } = this.options;
-    const outcome: CopyOutcome = { journal: 'wal', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, readTransactionMs: 0, walBytes: 0 };
+    const outcome: CopyOutcome = { journal: 'wal', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
     const walSource = `${this.file}-wal`;
     const walTarget = `${target}-wal`;
     const started = performance.now();
@@ -316,27 +322,59 @@ export class LiveDatabase {
    * source gets a read lock instead. Waiting for the lock holds nothing: SQLite releases its
    * SHARED lock between the busy handler's tries.
    */
-  private async underWriterLock<T>(work: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  private async underWriterLock<T>(work: () => Promise<T>): Promise<{ result: T; ms: number; waitMs: number }> {
+    const waitStarted = performance.now();
     try {
       if (this.readOnly) {
         this.db.exec('BEGIN');
         this.db.prepare('SELECT count(*) FROM sqlite_schema').get();
       } else {
-        this.db.exec('BEGIN IMMEDIATE');
+        await this.beginImmediate();
       }
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw describeOpenError(err, this.file, this.options.busyTimeoutMs);
     }
     const locked = performance.now();
-    let ms = 0;
+    const lockedAt = Date.now();
     try {
       const result = await work();
-      ms = performance.now() - locked;
-      return { result, ms };
+      return { result, ms: performance.now() - locked, waitMs: locked - waitStarted };
     } finally {
       this.db.exec('ROLLBACK');
-      this.lockSpans.push({ what: this.readOnly ? 'final pass (read lock)' : 'final pass (BEGIN IMMEDIATE)', ms: performance.now() - locked });
+      this.lockSpans.push({ what: this.readOnly ? 'final pass (read lock)' : 'final pass (BEGIN IMMEDIATE)', at: lockedAt, ms: performance.now() - locked });
+    }
+  }
+
+  /**
+   * BEGIN IMMEDIATE, tried every few hundred microseconds until the busy timeout. SQLite's own
+   * busy handler backs off to 100 ms between tries, while an app committing back to back takes the
+   * lock again microseconds after releasing it: we would lose every race and time out. Trying
+   * often, at random moments, lands in the gaps between its commits. The app is not slowed: a
+   * failed try holds nothing.
+   */
+  private async beginImmediate(): Promise<void> {
+    const deadline = performance.now() + this.options.busyTimeoutMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    this.db.pragma('busy_timeout = 0');
+    try {
+      for (;;) {
+        const batchEnd = performance.now() + 20;
+        while (performance.now() < batchEnd) {
+          try {
+            this.db.exec('BEGIN IMMEDIATE');
+            return;
+          } catch (err) {
+            if (this.db.inTransaction) this.db.exec('ROLLBACK');
+            if (!isBusyError(err) || performance.now() > deadline) throw err;
+          }
+          Atomics.wait(pause, 0, 0, 0.1 + Math.random() * 0.2);
+        }
+        // Let timers and I/O run between batches (progress lines, a heartbeat).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`);
     }
   }
 
@@ -344,6 +382,7 @@ export class LiveDatabase {
   private underReadLock<T>(what: string, work: () => T): T {
     this.db.exec('BEGIN');
     const started = performance.now();
+    const startedAt = Date.now();
     try {
       try {
         this.db.prepare('SELECT count(*) FROM sqlite_schema').get();
@@ -353,7 +392,7 @@ export class LiveDatabase {
       return work();
     } finally {
       this.db.exec('COMMIT');
-      this.lockSpans.push({ what, ms: performance.now() - started });
+      this.lockSpans.push({ what, at: startedAt, ms: performance.now() - started });
     }
   }
 

@@ -18,7 +18,11 @@
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
+
+/** The compiled backup CLI (lib/sqlite/cli.ts). */
+export const BACKUP_CLI = path.resolve(__dirname, '..', '..', 'lib', 'sqlite', 'cli.js');
 
 export const ACCOUNTS = 20;
 export const INITIAL_BALANCE = 1000;
@@ -90,9 +94,13 @@ export function checkAppDatabase(file: string): AppState {
     const running = (db.prepare('SELECT running FROM ledger WHERE seq = ?').pluck().get(ops) as number | undefined) ?? 0;
     if (running !== total) throw new Error(`${file}: the last ledger row's running total is ${running}, the counter ${total}`);
     const badPost = db
-      .prepare('SELECT p.id, p.version, (SELECT max(seq) FROM ledger l WHERE l.post_id = p.id) AS expected FROM posts p WHERE p.version != coalesce((SELECT max(seq) FROM ledger l WHERE l.post_id = p.id), 0) LIMIT 1')
+      .prepare(
+        `SELECT p.id, p.version, coalesce(m.last, 0) AS expected FROM posts p
+         LEFT JOIN (SELECT post_id, max(seq) AS last FROM ledger GROUP BY post_id) m ON m.post_id = p.id
+         WHERE p.version != coalesce(m.last, 0) LIMIT 1`,
+      )
       .get() as { id: number; version: number; expected: number } | undefined;
-    if (badPost) throw new Error(`${file}: post ${badPost.id} has version ${badPost.version}, but ledger says ${badPost.expected ?? 0}`);
+    if (badPost) throw new Error(`${file}: post ${badPost.id} has version ${badPost.version}, but the ledger says ${badPost.expected}`);
     return { ops, total, ledgerSha256: ledgerHash(db, ops) };
   } finally {
     db.close();
@@ -136,6 +144,8 @@ export interface AppStats {
   role: AppRole;
   ops: number;
   errors: Record<string, number>;
+  /** When each failed operation failed (epoch ms). */
+  errorsAt: number[];
   /** Per operation: when it was due (epoch ms) and its latency from then (ms), so waiting behind a stalled operation counts. */
   due: number[];
   latency: number[];
@@ -222,7 +232,7 @@ function childMain(options: AppOptions & { probe?: boolean }): void {
   if (options.walAutocheckpoint !== undefined) db.pragma(`wal_autocheckpoint = ${options.walAutocheckpoint}`);
   const posts = db.prepare('SELECT max(id) FROM posts').pluck().get() as number;
   const op = options.role === 'writer' ? writerOp(db, posts, options.transaction ?? 'immediate') : readerOp(db, posts);
-  const stats: AppStats = { role: options.role, ops: 0, errors: {}, due: [], latency: [] };
+  const stats: AppStats = { role: options.role, ops: 0, errors: {}, errorsAt: [], due: [], latency: [] };
   const interval = options.rate > 0 ? 1000 / options.rate : 0;
   const start = now();
   let stopping = false;
@@ -241,6 +251,7 @@ function childMain(options: AppOptions & { probe?: boolean }): void {
     } catch (err) {
       const code = (err as { code?: string }).code ?? (err as Error).message;
       stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+      stats.errorsAt.push(now());
     }
     stats.due.push(due);
     stats.latency.push(now() - due);

@@ -15,10 +15,10 @@ import { partialFileFor } from '../../lib/sqlite/backup-files';
 import { parseHeader } from '../../lib/sqlite/header';
 import { SqliteFileError } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
+import { BACKUP_CLI } from '../harness/sqlite-app';
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const header = (f: string) => parseHeader(fs.readFileSync(f).subarray(0, 100));
-export const CLI = path.resolve(__dirname, '..', '..', 'lib', 'sqlite', 'cli.js');
 
 /** A log that keeps its lines (lib/task/log's memoryLog would load task-lib, which writes a .taskkey file). */
 export function collectingLog(): Log & { lines: string[] } {
@@ -212,7 +212,7 @@ describe('lib/sqlite backupSqlite', function () {
       const asRoot = process.getuid?.() === 0;
       if (!asRoot && process.platform === 'win32') this.skip();
       // Root reads anything; run the CLI as 'nobody' so that permissions apply.
-      const run = spawnSync(process.execPath, [CLI, 'backup', src, dest], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+      const run = spawnSync(process.execPath, [BACKUP_CLI, 'backup', src, dest], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
       assert.equal(run.status, 1, run.stderr);
       assert.match(run.stderr, /cannot be read \(EACCES\)/);
       assert.deepEqual(snapshot(path.dirname(dest)), previous);
