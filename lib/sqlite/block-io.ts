@@ -7,7 +7,7 @@
  *
  * @example
  *   const rewritten = io.refreshRange('ghost.db', '.ghost.db.partial', 0, size); // bytes that differed
- *   const helper = FinalPassHelper.start();              // a worker, started before taking a lock
+ *   const helper = await FinalPassHelper.start();        // a worker, started before taking a lock
  *   const [mine, theirs] = await Promise.all([..., helper.refreshRange(src, copy, half, size)]);
  *   helper.stop();
  */
@@ -98,6 +98,7 @@ export const io = blockIo(fs);
 const HELPER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const io = (${blockIo.toString()})(require('node:fs'));
+parentPort.postMessage({ ready: true });
 parentPort.on('message', (m) => {
   try {
     parentPort.postMessage({ rewritten: io.refreshRange(m.sourceFile, m.copyFile, m.start, m.end) });
@@ -115,10 +116,17 @@ parentPort.on('message', (m) => {
 export class FinalPassHelper {
   private constructor(private readonly worker: Worker) {}
 
-  static start(): FinalPassHelper {
+  /** Resolves once the thread is running and ready to take work. */
+  static start(): Promise<FinalPassHelper> {
     const worker = new Worker(HELPER_SOURCE, { eval: true });
     worker.unref();
-    return new FinalPassHelper(worker);
+    return new Promise((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('message', () => {
+        worker.off('error', reject);
+        resolve(new FinalPassHelper(worker));
+      });
+    });
   }
 
   refreshRange(sourceFile: string, copyFile: string, start: number, end: number): Promise<number> {

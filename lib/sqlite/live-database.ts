@@ -220,8 +220,8 @@ export class LiveDatabase {
         log.info(`${commits} commits landed during the last pass; lock-free pass ${pass} rewrote ${formatBytes(rewritten)} in ${formatMs(performance.now() - passStarted)}.`);
       }
 
-      // The helper thread starts before the lock is taken: starting it takes tens of milliseconds.
-      const helper = size >= PARALLEL_FROM ? FinalPassHelper.start() : undefined;
+      // The helper thread is up and running before the lock is taken: starting one takes tens of milliseconds.
+      const helper = size >= PARALLEL_FROM ? await FinalPassHelper.start() : undefined;
       let final: { result: { rewritten: number; expected: number }; ms: number; waitMs: number };
       try {
         final = await this.underWriterLock(async () => {
