@@ -88,6 +88,8 @@ export interface BackupReport {
   gzip: boolean;
   verify: IntegrityLevel;
   durationMs: number;
+  /** Where the time went: the copy (both lock-free and locked passes), verification, waiting for the hash after it, compression, the final sync, putting the file in place. */
+  phaseMs: { copy: number; verify: number; hash: number; compress: number; sync: number; commit: number };
   /** The longest span the app's writers could have been blocked by a lock the backup held. */
   maxLockMs: number;
   lockSpans: LockSpan[];
@@ -150,6 +152,13 @@ export async function backupSqlite(source: string, destination: string, options:
   const live = LiveDatabase.open(sourceFile, { busyTimeoutMs, log, onProgress: options.onProgress });
   let copy: CopyOutcome;
   let takenAt: Date;
+  const phaseMs = { copy: 0, verify: 0, hash: 0, compress: 0, sync: 0, commit: 0 };
+  const timed = <T>(phase: keyof typeof phaseMs, value: T): T => {
+    phaseMs[phase] = performance.now() - mark;
+    mark = performance.now();
+    return value;
+  };
+  let mark = performance.now();
   try {
     log.info(`Journal mode: ${live.journal === 'wal' ? 'WAL' : 'rollback journal'}, ${live.pageSize}-byte pages.`);
     if (record && live.journal === 'rollback') {
@@ -159,7 +168,8 @@ export async function backupSqlite(source: string, destination: string, options:
         return skippedReport(record, dest, { sourceFile, verify, gzip, started, lockSpans: live.lockSpans });
       }
     }
-    copy = await live.copyTo(partial);
+    mark = performance.now();
+    copy = timed('copy', await live.copyTo(partial));
     takenAt = now();
   } catch (err) {
     cleanUp();
@@ -180,11 +190,11 @@ export async function backupSqlite(source: string, destination: string, options:
     const hashing = sha256OfFile(partial);
     const syncing = gzip ? Promise.resolve() : fsyncFile(partial);
     background.push(hashing, syncing);
-    const verifyStarted = performance.now();
-    const checked = verifyCopy(partial, verify);
-    if (verify !== 'none') log.info(`Verified the copy with PRAGMA ${verify === 'quick' ? 'quick_check' : 'integrity_check'} in ${formatMs(performance.now() - verifyStarted)}: ok, ${checked.tables} tables.`);
+    mark = performance.now();
+    const checked = timed('verify', verifyCopy(partial, verify));
+    if (verify !== 'none') log.info(`Verified the copy with PRAGMA ${verify === 'quick' ? 'quick_check' : 'integrity_check'} in ${formatMs(phaseMs.verify)}: ok, ${checked.tables} tables.`);
     if (checked.tables === 0) log.warn(`${sourceFile} has no tables: the backup is an empty database.`);
-    const databaseSha256 = (await hashing).sha256;
+    const databaseSha256 = timed('hash', (await hashing).sha256);
 
     if (record && record.databaseSha256 === databaseSha256) {
       await Promise.allSettled(background);
@@ -197,24 +207,26 @@ export async function backupSqlite(source: string, destination: string, options:
     let sha256 = databaseSha256;
     let bytes = databaseBytes;
     if (gzip) {
-      const compressStarted = performance.now();
       options.onProgress?.({ phase: 'compress', done: 0, total: databaseBytes });
       ({ sha256, bytes } = await compressFile(partial, partialGz, (done) => options.onProgress?.({ phase: 'compress', done, total: databaseBytes })));
       const roundTrip = await sha256OfGunzip(partialGz);
       if (roundTrip !== databaseSha256) {
         throw new SqliteBackupError(`The compressed backup does not decompress to the verified copy (sha256 ${roundTrip}, expected ${databaseSha256}). Nothing was replaced; check the disk.`, 'verify');
       }
+      timed('compress', undefined);
       await fsyncFile(partialGz);
+      timed('sync', undefined);
       output = partialGz;
-      log.info(`Compressed ${formatBytes(databaseBytes)} to ${formatBytes(bytes)} in ${formatMs(performance.now() - compressStarted)} (checked by decompressing).`);
+      log.info(`Compressed ${formatBytes(databaseBytes)} to ${formatBytes(bytes)} in ${formatMs(phaseMs.compress)} (checked by decompressing).`);
     } else {
-      await syncing;
+      timed('sync', await syncing);
     }
 
     const finalFile = dest.fileFor(takenAt);
     options.onProgress?.({ phase: 'commit', done: 0, total: bytes });
     replaceAtomically(output, finalFile);
     cleanUp();
+    timed('commit', undefined);
     const report: BackupReport = {
       source: sourceFile,
       file: finalFile,
@@ -230,6 +242,7 @@ export async function backupSqlite(source: string, destination: string, options:
       gzip,
       verify,
       durationMs: 0,
+      phaseMs,
       maxLockMs: Math.max(0, ...lockSpans.map((s) => s.ms)),
       lockSpans,
       copy,
@@ -306,6 +319,7 @@ function skippedReport(
     gzip: r.gzip,
     verify: r.verify,
     durationMs: performance.now() - r.started,
+    phaseMs: { copy: 0, verify: 0, hash: 0, compress: 0, sync: 0, commit: 0 },
     maxLockMs: Math.max(0, ...r.lockSpans.map((s) => s.ms)),
     lockSpans: r.lockSpans,
     copy: r.copy,

@@ -90,7 +90,7 @@ export function blockIo(fsm: typeof fs) {
     }
   }
 
-  return { CHUNK, readFully, readLive, writeFully, refreshChunk, refreshRange };
+  return { CHUNK, LOCK_START: PENDING_BYTE, readFully, readLive, writeFully, refreshChunk, refreshRange };
 }
 
 export const io = blockIo(fs);

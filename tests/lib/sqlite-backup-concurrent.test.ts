@@ -155,25 +155,30 @@ describe('lib/sqlite backupSqlite with the app running in other processes', func
     const good = sha(dest);
     const writer = await AppProcess.start({ file: src, role: 'writer', rate: 200 });
 
+    // Killed the moment its partial file appears in the folder: during the bulk copy.
+    const folder = path.dirname(dest);
     const cli = spawn(process.execPath, [BACKUP_CLI, 'backup', src, dest], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(cli);
     let stderr = '';
+    cli.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
     const killed = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no copy progress within 30 s: ${stderr}`)), 30_000);
-      cli.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk;
-        if (/copy: \d+%/.test(stderr) && cli.signalCode === null) cli.kill('SIGKILL');
-      });
+      const timer = setTimeout(() => reject(new Error(`no partial file within 30 s: ${stderr}`)), 30_000);
+      const poll = setInterval(() => {
+        if (cli.signalCode === null && fs.readdirSync(folder).some((n) => n.includes('.partial-'))) cli.kill('SIGKILL');
+      }, 2);
       cli.once('exit', (code, signal) => {
         clearTimeout(timer);
+        clearInterval(poll);
         resolve(signal);
       });
     });
     await writer.stop();
-    assert.equal(killed, 'SIGKILL', `the backup was killed during the copy, not after it: ${stderr}`);
+    assert.equal(killed, 'SIGKILL', `the backup was killed before it finished: ${stderr}`);
     assert.equal(sha(dest), good, 'the previous backup is untouched');
     const partials = fs.readdirSync(path.dirname(dest)).filter((n) => n.includes('.partial-'));
     assert.ok(partials.length >= 1, 'the killed backup left its (hidden) partial file');
+    const partialBytes = fs.statSync(path.join(path.dirname(dest), partials[0])).size;
+    assert.ok(partialBytes < fs.statSync(src).size, `killed mid-copy: the partial file has ${partialBytes} of ${fs.statSync(src).size} bytes`);
     assert.ok(!fs.existsSync(`${dest}-journal`) && !fs.existsSync(`${dest}-wal`));
 
     const report = await backupSqlite(src, dest, { verify: 'quick' });
