@@ -6,7 +6,7 @@
  * tasks are bundled into one file, where a worker script of its own would not exist.
  *
  * @example
- *   const rewritten = io.refreshRange('ghost.db', '.ghost.db.partial', 0, size); // bytes that differed
+ *   const rewritten = io.refreshRange(liveFd, copyFd, 0, size);   // bytes that differed, now rewritten
  *   const helper = await FinalPassHelper.start();        // a worker, started before taking a lock
  *   const [mine, theirs] = await Promise.all([..., helper.refreshRange(src, copy, half, size)]);
  *   helper.stop();
@@ -71,23 +71,16 @@ export function blockIo(fsm: typeof fs) {
     return rewritten;
   }
 
-  /** refreshChunk over [start, end) of two files it opens itself; returns bytes rewritten. */
-  function refreshRange(sourceFile: string, copyFile: string, start: number, end: number): number {
-    const from = fsm.openSync(sourceFile, 'r');
-    try {
-      const to = fsm.openSync(copyFile, 'r+');
-      try {
-        const live = Buffer.allocUnsafe(CHUNK);
-        const copy = Buffer.allocUnsafe(CHUNK);
-        let rewritten = 0;
-        for (let pos = start; pos < end; pos += CHUNK) rewritten += refreshChunk(from, to, live, copy, Math.min(CHUNK, end - pos), pos);
-        return rewritten;
-      } finally {
-        fsm.closeSync(to);
-      }
-    } finally {
-      fsm.closeSync(from);
-    }
+  /**
+   * refreshChunk over [start, end) of two open descriptors (positional reads and writes, so two
+   * threads can share them). It never opens or closes the live file: see FinalPassHelper.
+   */
+  function refreshRange(from: number, to: number, start: number, end: number): number {
+    const live = Buffer.allocUnsafe(CHUNK);
+    const copy = Buffer.allocUnsafe(CHUNK);
+    let rewritten = 0;
+    for (let pos = start; pos < end; pos += CHUNK) rewritten += refreshChunk(from, to, live, copy, Math.min(CHUNK, end - pos), pos);
+    return rewritten;
   }
 
   return { CHUNK, LOCK_START: PENDING_BYTE, readFully, readLive, writeFully, refreshChunk, refreshRange };
@@ -101,7 +94,7 @@ const io = (${blockIo.toString()})(require('node:fs'));
 parentPort.postMessage({ ready: true });
 parentPort.on('message', (m) => {
   try {
-    parentPort.postMessage({ rewritten: io.refreshRange(m.sourceFile, m.copyFile, m.start, m.end) });
+    parentPort.postMessage({ rewritten: io.refreshRange(m.from, m.to, m.start, m.end) });
   } catch (err) {
     parentPort.postMessage({ error: String((err && err.message) || err) });
   }
@@ -112,6 +105,10 @@ parentPort.on('message', (m) => {
  * A second thread for the final pass, which reads the whole file while the app's writers wait:
  * two threads halve that wait on a machine with a spare core. Start it before taking the lock
  * (a worker takes tens of milliseconds to start).
+ *
+ * It works on the caller's descriptors and never opens or closes the database file itself: on
+ * POSIX, closing any descriptor of a file releases every lock the process holds on it, SQLite's
+ * RESERVED lock included, and the app's writers would commit in the middle of the final pass.
  */
 export class FinalPassHelper {
   private constructor(private readonly worker: Worker) {}
@@ -129,7 +126,7 @@ export class FinalPassHelper {
     });
   }
 
-  refreshRange(sourceFile: string, copyFile: string, start: number, end: number): Promise<number> {
+  refreshRange(from: number, to: number, start: number, end: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the final-pass helper thread stopped (exit code ${code})`));
       this.worker.once('exit', onExit);
@@ -137,10 +134,10 @@ export class FinalPassHelper {
       this.worker.once('message', (m: { rewritten?: number; error?: string }) => {
         this.worker.off('exit', onExit);
         this.worker.off('error', reject);
-        if (m.error !== undefined) reject(new Error(`comparing ${sourceFile} with its copy failed: ${m.error}`));
+        if (m.error !== undefined) reject(new Error(`comparing the database with its copy failed: ${m.error}`));
         else resolve(m.rewritten ?? 0);
       });
-      this.worker.postMessage({ sourceFile, copyFile, start, end });
+      this.worker.postMessage({ from, to, start, end });
     });
   }
 

@@ -20,6 +20,9 @@
  *   and `BEGIN IMMEDIATE` transactions wait as usual. Step 3 compares bytes rather than checksums
  *   so that a changed block can never pass as unchanged; it costs one extra read of the copy,
  *   which measured no slower than a CRC-32 of the live block here.
+ * Throughout: this process never opens and closes the database file while SQLite holds a lock on
+ *   it, because on POSIX closing any descriptor of a file releases all of the process's locks on
+ *   it — SQLite's RESERVED lock or WAL read lock with them (see bulkCopy and FinalPassHelper).
  * WAL: a read transaction is a snapshot, and readers never block writers. Inside one read
  *   transaction the database file and the -wal are copied as bytes; then SQLite opens the copy,
  *   recovers its WAL (stopping at the last whole commit) and checkpoints it into the copy. While
@@ -37,6 +40,7 @@
  *   }
  */
 import * as crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Log } from '../task/log';
@@ -46,6 +50,8 @@ import { readHeader, SqliteFileError } from './verify';
 
 /** Below this size the final pass runs on one thread: a helper thread would cost more than it saves. */
 const PARALLEL_FROM = 64 << 20;
+/** Below this size a copy under a lock goes through this process, not a child process (which takes tens of milliseconds to start). */
+const CHILD_COPY_FROM = 64 << 20;
 /** Another lock-free pass is worth it when more commits than this landed during the last one. */
 const REFINE_ABOVE_COMMITS = 100;
 const MAX_REFINE_PASSES = 3;
@@ -200,7 +206,8 @@ export class LiveDatabase {
     let size = fs.fstatSync(this.fd).size;
     let counter = this.rawChangeCounter();
     const started = performance.now();
-    await bulkCopy(this.file, this.fd, target, size, new Pacer('copy', size, this.options.onProgress));
+    // No lock is held between transactions in rollback-journal mode, so this process may copy the file itself.
+    await bulkCopy(this.file, this.fd, target, size, new Pacer('copy', size, this.options.onProgress), false);
     const out = fs.openSync(target, 'r+');
     const outcome: CopyOutcome = { journal: 'rollback', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
     try {
@@ -239,10 +246,12 @@ export class LiveDatabase {
           this.options.onProgress?.({ phase: 'final', done: 0, total: expected });
           // Two halves, one per thread; nothing else runs on this thread until both are done.
           const split = helper ? Math.floor(expected / 2 / io.CHUNK) * io.CHUNK : expected;
-          const theirs = helper && split < expected ? helper.refreshRange(this.file, target, split, expected) : Promise.resolve(0);
+          const theirs = helper && split < expected ? helper.refreshRange(this.fd, out, split, expected) : Promise.resolve(0);
           const mine = refreshNow(this.fd, out, split);
           const rewritten = mine + (await theirs);
           fs.ftruncateSync(out, expected);
+          // Still under the lock: the copy is now the database at this instant.
+          this.options.onProgress?.({ phase: 'final', done: expected, total: expected });
           return { rewritten, expected };
         });
       } finally {
@@ -277,7 +286,7 @@ export class LiveDatabase {
         throw describeOpenError(err, this.file, this.options.busyTimeoutMs);
       }
       const size = fs.fstatSync(this.fd).size;
-      await bulkCopy(this.file, this.fd, target, size, new Pacer('copy', size, this.options.onProgress));
+      await bulkCopy(this.file, this.fd, target, size, new Pacer('copy', size, this.options.onProgress), true);
       outcome.bytesRead += size;
       fs.rmSync(walTarget, { force: true });
       let walSize = 0;
@@ -458,27 +467,52 @@ function describeOpenError(err: unknown, file: string, busyTimeoutMs: number): E
 }
 
 /**
- * The bulk, lock-free copy: the operating system's file copy (copy_file_range on Linux, or a
- * clone where the file system can), which costs a fraction of the CPU of copying through this
- * process. On Windows a file past 1 GiB holds SQLite's lock bytes, which a plain copy cannot read
- * while the app holds a lock, so it is copied here chunk by chunk with those bytes as zeros.
- * Runs off the main thread either way, reporting progress from the copy's size.
+ * The bulk copy: the operating system's file copy (copy_file_range on Linux, or a clone where the
+ * file system can), which costs a fraction of the CPU of copying through this process, and runs
+ * off the main thread, reporting progress from the copy's size.
+ *
+ * On POSIX, closing any descriptor of a file releases every lock this process holds on it,
+ * SQLite's included. So while SQLite holds a lock on the database (`sqliteHoldsLocks`: the WAL
+ * read transaction), the file is copied by a child process, which has locks of its own; with no
+ * lock held (before the rollback-journal final pass), by this process. On Windows locks belong to
+ * a handle, but a file past 1 GiB holds SQLite's lock bytes, which a plain copy cannot read while
+ * the app holds a lock: it is copied here through the already open descriptor, those bytes as zeros.
  */
-async function bulkCopy(sourceFile: string, sourceFd: number, target: string, size: number, pacer: Pacer): Promise<void> {
+async function bulkCopy(sourceFile: string, sourceFd: number, target: string, size: number, pacer: Pacer, sqliteHoldsLocks: boolean): Promise<void> {
   await pacer.step(0);
-  if (process.platform !== 'win32' || size <= io.LOCK_START) {
-    const poll = setInterval(() => {
-      fs.stat(target, (err, st) => {
-        if (!err) void pacer.step(st.size);
-      });
-    }, 1000);
-    try {
-      await fs.promises.copyFile(sourceFile, target, fs.constants.COPYFILE_FICLONE);
-    } finally {
-      clearInterval(poll);
-    }
-    return;
+  const windows = process.platform === 'win32';
+  if (windows && size > io.LOCK_START) return copyThroughDescriptor(sourceFd, target, size, pacer);
+  if (!windows && sqliteHoldsLocks && size < CHILD_COPY_FROM) return copyThroughDescriptor(sourceFd, target, size, pacer);
+  const poll = setInterval(() => {
+    fs.stat(target, (err, st) => {
+      if (!err) void pacer.step(st.size);
+    });
+  }, 1000);
+  try {
+    if (!windows && sqliteHoldsLocks) await copyInChildProcess(sourceFile, target);
+    else await fs.promises.copyFile(sourceFile, target, fs.constants.COPYFILE_FICLONE);
+  } finally {
+    clearInterval(poll);
   }
+}
+
+/** Copies a file in a child process (see bulkCopy for why). */
+function copyInChildProcess(sourceFile: string, target: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const code = "const fs = require('node:fs'); fs.copyFileSync(process.argv[1], process.argv[2], fs.constants.COPYFILE_FICLONE);";
+    const child = spawn(process.execPath, ['-e', code, sourceFile, target], { stdio: ['ignore', 'ignore', 'pipe'], windowsHide: true });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('exit', (exitCode, signal) => {
+      if (exitCode === 0) resolve();
+      else reject(new Error(`copying ${sourceFile} to ${target} in a child process failed (${signal ?? `exit code ${exitCode}`}): ${stderr.trim().split('\n').pop()}`));
+    });
+  });
+}
+
+/** Copies through an open descriptor, chunk by chunk, SQLite's lock bytes as zeros; never closes the source. */
+async function copyThroughDescriptor(sourceFd: number, target: string, size: number, pacer: Pacer): Promise<void> {
   const out = fs.openSync(target, 'w+');
   try {
     const buf = Buffer.allocUnsafe(io.CHUNK);

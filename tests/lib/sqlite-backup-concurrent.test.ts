@@ -33,7 +33,8 @@ describe('lib/sqlite backupSqlite with the app running in other processes', func
   for (const journal of ['delete', 'truncate', 'wal'] as const) {
     it(`takes consistent backups while a writer commits back to back (${journal})`, async () => {
       const src = path.join(dir, 'app.db');
-      createAppDatabase(src, { journal, sizeMb: 40 });
+      // Past 64 MiB: the final pass runs on two threads, and a WAL copy in a child process.
+      createAppDatabase(src, { journal, sizeMb: journal === 'truncate' ? 40 : 90 });
       // Frequent checkpoints in WAL mode: they write into the database file while it is copied.
       const writer = await AppProcess.start({ file: src, role: 'writer', rate: 0, walAutocheckpoint: journal === 'wal' ? 20 : undefined });
       await new Promise((r) => setTimeout(r, 300));
@@ -128,6 +129,24 @@ describe('lib/sqlite backupSqlite with the app running in other processes', func
     }
     assert.equal(probe.read.outcome, 'ok');
     assert.ok(probe.read.ms < 300, `a read during the final pass took ${probe.read.ms} ms`);
+  });
+
+  it('still holds the lock at the end of a two-thread final pass (no descriptor of the database is closed under it)', async () => {
+    const src = path.join(dir, 'app.db');
+    createAppDatabase(src, { journal: 'delete', sizeMb: 90 });
+    const probes: WriteProbe[] = [];
+    await backupSqlite(src, path.join(dir, 'backup.db'), {
+      verify: 'none',
+      onProgress: (p) => {
+        if (p.phase === 'final' && p.total > 64 << 20) probes.push(probeWrites(src, 300));
+      },
+    });
+    assert.equal(probes.length, 2, 'probed at the start and at the end of the final pass');
+    for (const probe of probes) {
+      assert.equal(probe.autocommitWrite.outcome, 'SQLITE_BUSY', JSON.stringify(probe));
+      assert.ok(probe.autocommitWrite.ms >= 250);
+      assert.equal(probe.read.outcome, 'ok');
+    }
   });
 
   it('a deferred read-then-write app writer gets SQLITE_BUSY only while the final pass holds the lock', async () => {
