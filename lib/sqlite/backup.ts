@@ -395,16 +395,29 @@ const HASH_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const hash = crypto.createHash('sha256');
-const buf = Buffer.allocUnsafe(4 << 20);
-const fd = fs.openSync(workerData.file, 'r');
-let pos = 0;
-try {
-  for (let n; (n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) hash.update(buf.subarray(0, n));
-} finally {
-  fs.closeSync(fd);
-}
-parentPort.postMessage({ sha256: hash.digest('hex'), bytes: pos });
+(async () => {
+  const hash = crypto.createHash('sha256');
+  const handle = await fs.promises.open(workerData.file, 'r');
+  // Two buffers: the next chunk is read (in libuv's pool) while this thread hashes the current one.
+  let current = Buffer.allocUnsafe(4 << 20);
+  let next = Buffer.allocUnsafe(4 << 20);
+  let pos = 0;
+  try {
+    let reading = handle.read(current, 0, current.length, pos);
+    for (;;) {
+      const { bytesRead } = await reading;
+      if (!bytesRead) break;
+      const chunk = current.subarray(0, bytesRead);
+      pos += bytesRead;
+      reading = handle.read(next, 0, next.length, pos);
+      hash.update(chunk);
+      [current, next] = [next, current];
+    }
+  } finally {
+    await handle.close();
+  }
+  parentPort.postMessage({ sha256: hash.digest('hex'), bytes: pos });
+})().catch((err) => { throw err; });
 `;
 
 export function sha256OfFile(file: string): Promise<{ sha256: string; bytes: number }> {
