@@ -11,6 +11,13 @@
  * `BEGIN IMMEDIATE` transactions: a deferred transaction that reads before it writes gets
  * SQLITE_BUSY at once (without its busy handler) while that pass runs.
  *
+ * Run it in a process that has no SQLite connection of its own to the same database (the CLI, the
+ * task and the WebJob each are one). It reads the database file directly, and on POSIX closing any
+ * descriptor of a file releases every lock the process holds on it — a connection's in the same
+ * process included, which would then no longer keep other processes out
+ * (https://sqlite.org/howtocorrupt.html, "Posix advisory locks canceled by a separate thread doing
+ * close()"). The engine itself never closes the file while its own connection holds a lock.
+ *
  * @example
  *   const report = await backupSqlite('content/data/ghost.db', 'content/data/backup.db');
  *   report.sha256;      // of the file written

@@ -52,7 +52,8 @@ export function createAppDatabase(file: string, options: AppDatabaseOptions): { 
     `);
     const accounts = db.prepare('INSERT INTO accounts (id, balance) VALUES (?, ?)');
     for (let i = 1; i <= ACCOUNTS; i++) accounts.run(i, INITIAL_BALANCE);
-    const posts = Math.max(10, Math.round((options.sizeMb * 1024 * 1024) / (POST_BYTES * 1.33)));
+    // About 1.17 × the body per post on disk (row header, slug, index entry, page slack): measured.
+    const posts = Math.max(10, Math.round((options.sizeMb * 1024 * 1024) / (POST_BYTES * 1.17)));
     // Compressible bodies, like text: random hex with runs of spaces.
     db.exec(`
       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${posts})
@@ -205,6 +206,41 @@ export function killAllApps(): void {
   running.clear();
 }
 
+/**
+ * A connection in a process of its own that runs some SQL and keeps what it holds (an open
+ * transaction's locks, a -wal, a TRUNCATE-mode journal) until closed. The backup must not share
+ * a process with a connection to the same database (see lib/sqlite/backup.ts), so tests that need
+ * "the app has it open" use this.
+ */
+export class ConnectionProcess {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async open(file: string, statements: string[]): Promise<ConnectionProcess> {
+    const child = fork(__filename, [JSON.stringify({ file, hold: statements })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the connection process did not start within 10 s')), 10_000);
+      child.once('message', (m) => {
+        clearTimeout(timer);
+        if (m === 'ready') resolve();
+        else reject(new Error(String(m)));
+      });
+    });
+    return new ConnectionProcess(child);
+  }
+
+  /** Closes the connection (an open transaction rolls back) and waits for the process to end. */
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    this.child.send('close');
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 export interface WriteProbe {
   deferredReadThenWrite: { outcome: string; ms: number };
   autocommitWrite: { outcome: string; ms: number };
@@ -221,8 +257,23 @@ export function probeWrites(file: string, busyTimeoutMs: number): WriteProbe {
 
 // ---- the child process ----
 
-function childMain(options: AppOptions & { probe?: boolean }): void {
+function childMain(options: AppOptions & { probe?: boolean; hold?: string[] }): void {
   const db = new Database(options.file, { fileMustExist: true, timeout: options.busyTimeoutMs ?? 10_000 });
+  if (options.hold) {
+    try {
+      for (const sql of options.hold) db.exec(sql);
+    } catch (err) {
+      process.send!(`could not run the statements: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    process.on('message', () => {
+      db.close();
+      process.exit(0);
+    });
+    process.on('disconnect', () => process.exit(0));
+    process.send!('ready');
+    return;
+  }
   if (options.probe) {
     process.stdout.write(JSON.stringify(runProbe(db)));
     db.close();
@@ -327,4 +378,4 @@ function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
-if (require.main === module) childMain(JSON.parse(process.argv[2]) as AppOptions & { probe?: boolean });
+if (require.main === module) childMain(JSON.parse(process.argv[2]) as AppOptions & { probe?: boolean; hold?: string[] });

@@ -15,7 +15,7 @@ import { partialFileFor } from '../../lib/sqlite/backup-files';
 import { parseHeader } from '../../lib/sqlite/header';
 import { SqliteFileError } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
-import { BACKUP_CLI } from '../harness/sqlite-app';
+import { BACKUP_CLI, ConnectionProcess, killAllApps } from '../harness/sqlite-app';
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const header = (f: string) => parseHeader(fs.readFileSync(f).subarray(0, 100));
@@ -35,6 +35,7 @@ describe('lib/sqlite backupSqlite', function () {
     children = [];
   });
   afterEach(() => {
+    killAllApps();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -101,9 +102,7 @@ describe('lib/sqlite backupSqlite', function () {
 
   it('copies a WAL database with commits still in its -wal into one file, without checkpointing the source', async () => {
     const src = makeDb('wal.db', 'wal');
-    const app = new Database(src);
-    app.pragma('wal_autocheckpoint = 0');
-    app.prepare('INSERT INTO posts (body) VALUES (?)').run('only in the WAL');
+    const app = await ConnectionProcess.open(src, ['PRAGMA wal_autocheckpoint = 0', "INSERT INTO posts (body) VALUES ('only in the WAL')"]);
     const dbBefore = sha(src);
     const walBefore = sha(`${src}-wal`);
     const dest = path.join(dir, 'backup.db');
@@ -114,9 +113,9 @@ describe('lib/sqlite backupSqlite', function () {
     assert.ok(!fs.existsSync(`${dest}-wal`) && !fs.existsSync(`${dest}-shm`), 'the backup is one file');
     assert.equal(sha(src), dbBefore);
     assert.equal(sha(`${src}-wal`), walBefore);
-    assert.equal(app.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(header(src).journal, 'wal');
     assert.equal(report.maxLockMs < 1000, true);
-    app.close();
+    await app.close();
   });
 
   it('copies a WAL database whose app has crashed, reading its -wal without changing a byte', async () => {
@@ -137,16 +136,15 @@ describe('lib/sqlite backupSqlite', function () {
 
   it('leaves the journal mode and journal file of a TRUNCATE-mode app alone', async () => {
     const src = makeDb('t.db', 'truncate');
-    const app = new Database(src);
-    app.pragma('journal_mode = truncate');
-    app.prepare("INSERT INTO posts (body) VALUES ('x')").run(); // leaves a 0-byte -journal
+    // The app's connection stays open in TRUNCATE mode; its commit leaves a 0-byte -journal.
+    const app = await ConnectionProcess.open(src, ['PRAGMA journal_mode = truncate', "INSERT INTO posts (body) VALUES ('x')"]);
     assert.equal(fs.statSync(`${src}-journal`).size, 0);
     const before = sha(src);
     await backupSqlite(src, path.join(dir, 'backup.db'));
     assert.equal(sha(src), before);
     assert.equal(fs.statSync(`${src}-journal`).size, 0);
-    assert.equal(app.pragma('journal_mode', { simple: true }), 'truncate');
-    app.close();
+    assert.equal(header(src).journal, 'rollback');
+    await app.close();
   });
 
   describe('bad sources: a clear error, nothing at the destination changed', () => {
@@ -190,13 +188,10 @@ describe('lib/sqlite backupSqlite', function () {
 
     it('a database locked by another connection past the busy timeout', async () => {
       const src = makeDb('locked.db');
-      const holder = new Database(src);
-      holder.exec('BEGIN EXCLUSIVE');
-      holder.prepare("INSERT INTO posts (body) VALUES ('x')").run();
+      const holder = await ConnectionProcess.open(src, ['BEGIN EXCLUSIVE', "INSERT INTO posts (body) VALUES ('x')"]);
       const started = Date.now();
       const err = await failure(backupSqlite(src, dest, { busyTimeoutMs: 300 }));
-      holder.exec('ROLLBACK');
-      holder.close();
+      await holder.close();
       assert.ok(err instanceof SqliteBackupError, String(err));
       assert.equal(err.kind, 'busy');
       assert.match(err.message, /300 ms/);
