@@ -5,7 +5,7 @@
  * process committing 100 transactions/s and a reader process doing 200 reads/s, each timing every
  * operation. Both journal modes: rollback (DELETE) and WAL.
  *
- *   npm run bench:backup                       # 1 GiB, two interleaved rounds
+ *   npm run bench:backup                       # 1 GiB, three interleaved rounds
  *   node out/bench/backup.js --size-mb 256 --rounds 3 --bound-s 60
  *
  * Writes bench/results/backup.json and bench/results/backup.md; deletes its data afterwards.
@@ -468,7 +468,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'size-mb': { type: 'string', default: '1024' },
-      rounds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
       'bound-s': { type: 'string', default: '60' },
       'data-dir': { type: 'string', default: os.tmpdir() },
       'keep-data': { type: 'boolean', default: false },
