@@ -230,6 +230,7 @@ export async function backupSqlite(source: string, destination: string, options:
     }
 
     const finalFile = dest.fileFor(takenAt);
+    if (dest.rolling) refuseToOverwriteSource(sourceFile, { ...dest, rolling: false, fileFor: () => finalFile });
     options.onProgress?.({ phase: 'commit', done: 0, total: bytes });
     replaceAtomically(output, finalFile);
     cleanUp();

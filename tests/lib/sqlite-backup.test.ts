@@ -225,6 +225,12 @@ describe('lib/sqlite backupSqlite', function () {
     const err = await failure(backupSqlite(src, src));
     assert.ok(err instanceof SqliteBackupError && err.kind === 'usage', String(err));
     assert.equal(count(src), 300);
+    // Also when a rolling name happens to expand to it.
+    const hourly = makeDb('db-07.db');
+    const rolled = await failure(backupSqlite(hourly, path.join(dir, 'db-%H.db'), { now: () => new Date(Date.UTC(2026, 0, 1, 7)) }));
+    assert.ok(rolled instanceof SqliteBackupError && rolled.kind === 'usage', String(rolled));
+    assert.equal(count(hourly), 300);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.partial-')), []);
   });
 
   it('rolls back a hot journal left by a crashed writer, and backs up the committed state', async () => {
