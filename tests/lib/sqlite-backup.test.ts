@@ -355,6 +355,30 @@ describe('lib/sqlite backupSqlite', function () {
     for (const phase of ['copy', 'final', 'verify', 'commit']) assert.ok(phases.includes(phase), phases.join(','));
   });
 
+  it('has a command line: a JSON report, exit codes 0, 1 and 2', () => {
+    const src = makeDb('cli.db');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [BACKUP_CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const ok = cli('backup', src, path.join(dir, 'out') + '/', '--json', '--verify', 'quick', '--keep-last', '2', '--gzip');
+    assert.equal(ok.status, 0, ok.stderr);
+    const report = JSON.parse(ok.stdout) as { file: string; sha256: string; verify: string; gzip: boolean };
+    assert.equal(report.sha256, sha(report.file));
+    assert.equal(report.verify, 'quick');
+    assert.match(path.basename(report.file), /^cli-\d{8}-\d{6}\.db\.gz$/);
+    assert.match(ok.stderr, /Verified the copy with PRAGMA quick_check/, 'phase lines on stderr');
+    const plain = cli('backup', src, path.join(dir, 'plain.db'));
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.match(plain.stdout, /^Backed up .* sha256 [0-9a-f]{64}/);
+    const missing = cli('backup', path.join(dir, 'nope.db'), path.join(dir, 'x.db'), '--json');
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /Backup failed: .*does not exist/);
+    assert.equal((JSON.parse(missing.stdout) as { kind: string }).kind, 'missing');
+    for (const args of [['backup', src], ['restore', src, 'x.db'], ['backup', src, 'x.db', '--keep-last', 'two'], ['backup', src, 'x.db', '--verify', 'full']]) {
+      const bad = cli(...args);
+      assert.equal(bad.status, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, /Usage: cli\.js backup/);
+    }
+  });
+
   it('rejects bad options before touching anything', async () => {
     const src = makeDb('o.db');
     for (const options of [{ verify: 'full' }, { keepLast: -1 }, { keepLast: 1.5 }, { busyTimeoutMs: -5 }] as BackupOptions[]) {
