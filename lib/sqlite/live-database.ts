@@ -58,7 +58,7 @@ const MAX_REFINE_PASSES = 3;
 
 export type JournalKind = 'rollback' | 'wal';
 
-export type BackupPhase = 'open' | 'copy' | 'refine' | 'final' | 'fold' | 'verify' | 'hash' | 'compress' | 'commit';
+export type BackupPhase = 'copy' | 'refine' | 'final' | 'fold' | 'verify' | 'compress' | 'commit';
 
 /** Progress of a long phase. `final` is reported while writers are held: keep listeners short. */
 export interface BackupProgress {
