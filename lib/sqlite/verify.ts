@@ -66,7 +66,10 @@ export function readHeader(file: string): { header: SqliteHeader; bytes: number 
     throw new SqliteFileError(`${file} cannot be read (${code}): check its permissions.`, 'unreadable', file);
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    // POSIX opens a folder for reading without complaint; the read would fail with EISDIR.
+    if (stat.isDirectory()) throw new SqliteFileError(`${file} is a folder, not a SQLite database file.`, 'not-sqlite', file);
+    const size = stat.size;
     if (size === 0) {
       throw new SqliteFileError(`${file} is empty (0 bytes): it is not a usable SQLite database.`, 'empty', file);
     }
