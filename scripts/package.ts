@@ -9,42 +9,11 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as esbuild from 'esbuild';
 import { ROOT, TASKS_OUT, taskNames } from './build';
+import { bundle } from './bundle';
 
 const DIST = path.join(ROOT, 'dist');
 const STAGE = path.join(DIST, 'stage');
-/** Native modules stay outside the bundle and are copied with only what runs. */
-const NATIVE: Record<string, string[]> = {
-  'better-sqlite3': ['package.json', 'LICENSE', 'lib', 'prebuilds'],
-};
-
-export async function bundleTask(task: string, into: string): Promise<string[]> {
-  const result = await esbuild.build({
-    entryPoints: [path.join(TASKS_OUT, task, 'index.js')],
-    outfile: path.join(into, 'index.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
-    external: Object.keys(NATIVE),
-    metafile: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
-  const used = new Set<string>();
-  for (const output of Object.values(result.metafile.outputs)) {
-    for (const imp of output.imports) if (imp.external && NATIVE[imp.path]) used.add(imp.path);
-  }
-  for (const pkg of used) {
-    const from = path.join(ROOT, 'node_modules', pkg);
-    const to = path.join(into, 'node_modules', pkg);
-    for (const entry of NATIVE[pkg]) {
-      if (fs.existsSync(path.join(from, entry))) fs.cpSync(path.join(from, entry), path.join(to, entry), { recursive: true });
-    }
-  }
-  return [...used];
-}
 
 /** Everything in the compiled task folder that is not JavaScript: task.json, icon, assets. */
 function copyTaskAssets(task: string, into: string): void {
@@ -65,7 +34,7 @@ export async function packageExtension(): Promise<string> {
     const into = path.join(STAGE, 'tasks', task);
     fs.mkdirSync(into, { recursive: true });
     copyTaskAssets(task, into);
-    const natives = await bundleTask(task, into);
+    const natives = await bundle({ entry: path.join(TASKS_OUT, task, 'index.js'), outfile: path.join(into, 'index.js') });
     console.log(`${task}: bundled${natives.length ? ` with ${natives.join(', ')}` : ''}`);
   }
   const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'vss-extension.json'), 'utf8')) as { publisher: string; id: string; version: string };

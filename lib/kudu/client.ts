@@ -107,6 +107,16 @@ export class KuduClient {
     return json(res);
   }
 
+  /** Replaces the job's settings.job (schedule, is_singleton, ...). */
+  async putJobSettings(name: string, settings: Record<string, unknown>): Promise<void> {
+    await this.http.send({
+      method: 'PUT',
+      path: `api/triggeredwebjobs/${enc(name)}/settings`,
+      headers: { 'Content-Type': 'application/json' },
+      body: () => Buffer.from(JSON.stringify(settings), 'utf8'),
+    });
+  }
+
   /**
    * Starts a run. Sent once, never retried here: if the answer is lost, the run may have started,
    * and only the job's history can tell (see `findRunByTrigger`). `marker` goes into the
@@ -173,6 +183,12 @@ export class KuduClient {
     if (res.status === 416) return { exists: true, data: Buffer.alloc(0) };
     if (res.status === 206) return { exists: true, data: res.body };
     return { exists: true, data: res.body.subarray(Math.min(offset, res.body.length)) };
+  }
+
+  /** A small text file through the VFS (a manifest, a version file); undefined when it does not exist. */
+  async readText(remotePath: string): Promise<string | undefined> {
+    const res = await this.http.send({ method: 'GET', path: vfsFilePath(remotePath), accept: [404] });
+    return res.status === 404 ? undefined : res.body.toString('utf8');
   }
 
   /** One level of a folder (`path` ends with `/`); undefined when it does not exist. */

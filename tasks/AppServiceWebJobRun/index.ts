@@ -5,6 +5,8 @@ import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } f
 import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';
+import { version } from '../../package.json';
+import { bundledJob, installBundledJob } from './install-job';
 import { RunFailedError, runAndWait, type RunOutcome } from './run-and-wait';
 
 runTask(async () => {
@@ -17,8 +19,10 @@ runTask(async () => {
     whenAlreadyRunning: getChoice('whenAlreadyRunning', ['queue', 'attach', 'fail'] as const, 'queue'),
     streamLog: getBoolean('streamLog', true),
   };
+  const installJob = getBoolean('installJob', false);
   const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceWebJobRun', log: pipelineLog });
   try {
+    if (installJob) await installBundledJob(kudu, options.jobName, bundledJob(version), pipelineLog);
     const outcome = await runAndWait(kudu, options, pipelineLog);
     report(outcome);
     return outcome.status === 'Success'

@@ -64,24 +64,43 @@ describe('the packaged extension (.vsix)', function () {
 
   const SCENARIOS: Record<string, Scenario> = {
     async AppServiceWebJobRun(root) {
+      // The built-in backup job travels inside the task: install it from the package and run it.
       const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-home-'));
       const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' } } });
       try {
-        const dir = path.join(home, 'site', 'wwwroot', 'App_Data', 'jobs', 'triggered', 'hello');
-        fs.mkdirSync(dir, { recursive: true });
-        fs.writeFileSync(path.join(dir, 'run.js'), "console.log('hello from the job')");
+        const data = path.join(home, 'site', 'wwwroot', 'content', 'data');
+        fs.mkdirSync(data, { recursive: true });
+        const db = new Database(path.join(data, 'ghost.db'));
+        db.exec("CREATE TABLE posts (title TEXT); INSERT INTO posts VALUES ('hello')");
+        db.close();
         const run = await runTask({
           task: 'AppServiceWebJobRun',
           taskRoot: root,
-          inputs: { kuduService: 'k', jobName: 'hello', pollIntervalSeconds: 0.2 },
+          inputs: { kuduService: 'k', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.2 },
           endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
         });
         assertRan(run);
         assert.equal(run.variables.runStatus.value, 'Success');
-        assert.ok(run.logLines.some((l) => l.includes('hello from the job')), run.output);
+        assert.ok(run.logLines.some((l) => l.includes('BACKUP_RESULT')), run.output);
+        assert.ok(fs.readFileSync(path.join(data, 'backup.db')).equals(fs.readFileSync(path.join(data, 'ghost.db'))));
       } finally {
         await kudu.close();
         fs.rmSync(home, { recursive: true, force: true });
+      }
+    },
+
+    async SqliteBackup(root) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-backup-'));
+      try {
+        const db = new Database(path.join(work, 'app.db'));
+        db.exec("CREATE TABLE posts (title TEXT); INSERT INTO posts VALUES ('hello')");
+        db.close();
+        const run = await runTask({ task: 'SqliteBackup', taskRoot: root, inputs: { databasePath: 'app.db', backupPath: 'backups/', compress: 'gzip' }, workDir: work });
+        assertRan(run);
+        assert.match(run.variables.backupFile.value, /backups[/\\]app-\d{8}-\d{6}\.db\.gz$/);
+        assert.ok(fs.existsSync(run.variables.backupFile.value));
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
       }
     },
 
