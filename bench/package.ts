@@ -6,16 +6,17 @@
 // Both run as child processes under /usr/bin/time -v (wall time measured here, peak RSS from
 // time), in alternating order, with the same exclusion (node_modules/). Results go to
 // bench/results/package.json (raw figures) and bench/results/package.md (table, targets).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createZip, listZip } from '../lib/archive';
 import { STORED_EXTENSIONS } from '../lib/archive/compressible';
+import { fmt, median, numberArg as arg, TIME, timed } from './measure';
 import { generateSite, type SiteSummary } from './site';
 
 const TARGETS = { speedup: 2, sizeRatio: 1.02, peakRssMb: 300 };
-const TIME = '/usr/bin/time';
+
 const ZIP = 'zip';
 
 interface Run {
@@ -31,47 +32,6 @@ interface Run {
   loadAverage: number[];
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number, got ${process.argv[i + 1]}`);
-  return v;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Runs a command under /usr/bin/time -v; returns wall time (measured here) and time's figures. */
-async function timed(cmd: string, args: string[], cwd: string): Promise<{ wallSeconds: number; peakRssMb: number; userSeconds: number; systemSeconds: number; cpuPercent: number; stdout: string }> {
-  const report = path.join(os.tmpdir(), `bench-time-${process.pid}-${Date.now()}.txt`);
-  const started = process.hrtime.bigint();
-  const child = spawn(TIME, ['-v', '-o', report, cmd, ...args], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const text = fs.readFileSync(report, 'utf8');
-  fs.rmSync(report, { force: true });
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${text}`);
-  const field = (label: string) => {
-    const m = text.match(new RegExp(`${label}: (.+)`));
-    if (!m) throw new Error(`no "${label}" in /usr/bin/time output:\n${text}`);
-    return m[1].trim();
-  };
-  return {
-    wallSeconds,
-    peakRssMb: Number(field('Maximum resident set size \\(kbytes\\)')) / 1024,
-    userSeconds: Number(field('User time \\(seconds\\)')),
-    systemSeconds: Number(field('System time \\(seconds\\)')),
-    cpuPercent: Number(field('Percent of CPU this job got').replace('%', '')),
-    stdout,
-  };
-}
-
 /** Child mode: one createZip, result on stdout as JSON. */
 async function child(root: string, output: string): Promise<void> {
   const started = process.hrtime.bigint();
@@ -80,9 +40,6 @@ async function child(root: string, output: string): Promise<void> {
   process.stdout.write(JSON.stringify({ seconds, maxRssMb: process.resourceUsage().maxRSS / 1024, result }) + '\n');
 }
 
-function fmt(n: number, digits = 2): string {
-  return n.toFixed(digits);
-}
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return child(process.argv[3], process.argv[4]);
@@ -117,7 +74,7 @@ async function main(): Promise<void> {
     const theirZip = path.join(work, 'zip.zip');
     const runOurs = async (rep: number) => {
       fs.rmSync(ourZip, { force: true });
-      const t = await timed(process.execPath, [__filename, '--child', root, ourZip], work);
+      const t = await timed(process.execPath, [__filename, '--child', root, ourZip], { cwd: work });
       const reported = JSON.parse(t.stdout.trim().split('\n').pop()!);
       const bytes = fs.statSync(ourZip).size;
       if (reported.result.bytesOut !== bytes) throw new Error('createZip reported a size other than the file on disk');
@@ -126,14 +83,14 @@ async function main(): Promise<void> {
     };
     const runZip = async (rep: number) => {
       fs.rmSync(theirZip, { force: true });
-      const t = await timed(ZIP, ['-r', '-q', theirZip, '.', '-x', 'node_modules/*'], root);
+      const t = await timed(ZIP, ['-r', '-q', theirZip, '.', '-x', 'node_modules/*'], { cwd: root });
       runs.push({ tool: 'zip', rep, bytes: fs.statSync(theirZip).size, loadAverage: os.loadavg(), ...pick(t) });
     };
     const suffixes = [...STORED_EXTENSIONS].map((e) => `.${e}`).join(':');
     const runZipN = async (rep: number) => {
       const out = path.join(work, 'zip-n.zip');
       fs.rmSync(out, { force: true });
-      const t = await timed(ZIP, ['-r', '-q', '-n', suffixes, out, '.', '-x', 'node_modules/*'], root);
+      const t = await timed(ZIP, ['-r', '-q', '-n', suffixes, out, '.', '-x', 'node_modules/*'], { cwd: root });
       runs.push({ tool: 'zip-n', rep, bytes: fs.statSync(out).size, loadAverage: os.loadavg(), ...pick(t) });
       fs.rmSync(out, { force: true });
     };

@@ -14,7 +14,6 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { vfsFilePath, zipFolderPath, type KuduClient } from './client';
 import { KuduError } from './errors';
-import { sleep } from './http';
 
 export interface DownloadOptions {
   /** Tries in all for the body (the first included); each request also has the client's retries. */
@@ -55,16 +54,8 @@ export async function downloadFile(kudu: KuduClient, remotePath: string, target:
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     const resuming = written > 0 && etag !== undefined;
     const headers: Record<string, string> = resuming ? { Range: `bytes=${written}-`, 'If-Range': etag! } : {};
-    let res;
-    try {
-      res = await kudu.openStream(vfsFilePath(remotePath), headers, [307, 404, 416]);
-    } catch (err) {
-      if (!(err instanceof KuduError) || !err.retriable || attempt === options.attempts) throw err;
-      lastError = err;
-      options.onInterruption?.(`${err.message}; trying again`);
-      await sleep(backoff(attempt));
-      continue;
-    }
+    // Opening is retried by the client itself; what this loop retries is a body that breaks.
+    const res = await kudu.openStream(vfsFilePath(remotePath), headers, [307, 404, 416]);
     if (res.status === 404) {
       res.stream.resume();
       throw new KuduError(`${remotePath} does not exist on ${kudu.host} (404). Check remotePath: it is relative to %HOME%, like site/wwwroot/content/data/ghost.db.`, 'not-found', { status: 404 });
@@ -136,16 +127,7 @@ export async function downloadZip(
 ): Promise<ZipDownload> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
-    let res;
-    try {
-      res = await kudu.openStream(zipFolderPath(remoteFolder), {}, [404]);
-    } catch (err) {
-      if (!(err instanceof KuduError) || !err.retriable || attempt === options.attempts) throw err;
-      lastError = err;
-      options.onInterruption?.(`${err.message}; trying again`);
-      await sleep(backoff(attempt));
-      continue;
-    }
+    const res = await kudu.openStream(zipFolderPath(remoteFolder), {}, [404]);
     if (res.status === 404) {
       res.stream.resume();
       throw new KuduError(
@@ -248,8 +230,4 @@ function contentLength(status: number, headers: Record<string, string | string[]
   }
   const length = header(headers['content-length']);
   return length !== undefined ? Number(length) : undefined;
-}
-
-function backoff(attempt: number): number {
-  return Math.random() * Math.min(10_000, 500 * 2 ** attempt);
 }

@@ -54,6 +54,20 @@ export function sideFilesOf(file: string): string[] {
   return ['-journal', '-wal'].map((s) => file + s).filter((f) => fs.existsSync(f));
 }
 
+/**
+ * Whether a file begins with SQLite's header: how a database is recognised whatever its name
+ * (Windows' Thumbs.db is not SQLite; a backup may be called anything).
+ */
+export function startsLikeSqlite(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(16);
+    return hasSqliteMagic(head.subarray(0, fs.readSync(fd, head, 0, 16, 0)));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads and checks the 100-byte header only; cheap, and what every other check starts with. */
 export function readHeader(file: string): { header: SqliteHeader; bytes: number } {
   let fd: number;

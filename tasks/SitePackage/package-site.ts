@@ -4,10 +4,8 @@
  * the other side: one that fails integrity_check, or has a -journal or -wal beside it (a copy
  * taken mid-write, whose committed state is not all in the main file).
  */
-import * as fs from 'node:fs';
 import { createZip, type CreateZipResult } from '../../lib/archive';
-import { hasSqliteMagic } from '../../lib/sqlite/header';
-import { SqliteFileError, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
+import { SqliteFileError, startsLikeSqlite, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
 
 export interface PackageRequest {
@@ -38,7 +36,7 @@ export async function packageSite(request: PackageRequest, log: Log): Promise<Pa
     check: (files) => {
       if (!request.verifySqlite) return;
       for (const file of files) {
-        if (!startsLikeSqlite(file.absolute, file.size)) continue;
+        if (file.size < 16 || !startsLikeSqlite(file.absolute)) continue;
         try {
           databases.push({ name: file.name, ...verifySqliteFile(file.absolute) });
         } catch (err) {
@@ -52,18 +50,6 @@ export async function packageSite(request: PackageRequest, log: Log): Promise<Pa
     },
   });
   return { ...zip, databases, seconds: (Date.now() - started) / 1000 };
-}
-
-/** A database is recognised by its header, not its name: Windows' Thumbs.db is not SQLite. */
-function startsLikeSqlite(file: string, size: number): boolean {
-  if (size < 16) return false;
-  const fd = fs.openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    return hasSqliteMagic(head.subarray(0, fs.readSync(fd, head, 0, 16, 0)));
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** The markdown summary attached to the run. */
