@@ -9,8 +9,9 @@
  *   const run = await kudu.getJobRun('backup', runId);
  */
 import * as fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import { KuduError } from './errors';
-import { HttpTransport, type HttpRequest, type HttpResponse, type StreamResponse, type TransportOptions } from './http';
+import { HttpTransport, readAll, type HttpRequest, type HttpResponse, type StreamResponse, type TransportOptions } from './http';
 
 /** A run as Kudu reports it (`/api/triggeredwebjobs/{job}/history/{id}`). */
 export interface TriggeredJobRun {
@@ -45,6 +46,19 @@ export interface VfsEntry {
   mime: string;
   href: string;
   path: string;
+}
+
+/** What `readRange` got. */
+export interface RangeRead {
+  exists: boolean;
+  data: Buffer;
+  /** The whole file's size, when the answer says. */
+  size: number | undefined;
+  etag?: string;
+  /** The server honoured the Range header (206, or 416 past the end). */
+  ranged: boolean;
+  /** Body bytes taken off the connection (more than `data` when the server sent the whole file). */
+  bytesReceived?: number;
 }
 
 /** Statuses after which a run changes no more. */
@@ -185,6 +199,32 @@ export class KuduClient {
     return { exists: true, data: res.body.subarray(Math.min(offset, res.body.length)) };
   }
 
+  /**
+   * `length` bytes of a file from `offset` (fewer at its end), with a Range request. A server that
+   * ignores Range sends the whole file: only what is needed is read, then the connection is
+   * dropped, so the head of a 1 GiB database costs a few hundred bytes either way. `size` is the
+   * file's size as the answer gives it (Content-Range, or Content-Length of a whole-file answer).
+   */
+  async readRange(remotePath: string, offset: number, length: number): Promise<RangeRead> {
+    const res = await this.openStream(vfsFilePath(remotePath), { Range: `bytes=${offset}-${offset + length - 1}` }, [307, 404, 416]);
+    const etag = headerText(res.headers.etag);
+    if (res.status === 404 || res.status === 307 || res.status === 416) {
+      res.stream.resume();
+      if (res.status === 404) return { exists: false, data: Buffer.alloc(0), size: undefined, ranged: false };
+      if (res.status === 307) throw new KuduError(`${remotePath} is a folder on ${this.host}, not a file.`, 'http', { status: 307 });
+      // Asked past the end: the file is shorter than `offset` (an empty -wal, say).
+      return { exists: true, data: Buffer.alloc(0), size: totalFromContentRange(res.headers['content-range']), etag, ranged: true };
+    }
+    if (res.status === 206) {
+      // The server cut the range itself: read it to its end, which keeps the connection reusable.
+      const data = await readAll(res.stream);
+      return { exists: true, data: data.subarray(0, length), size: totalFromContentRange(res.headers['content-range']), etag, ranged: true, bytesReceived: data.length };
+    }
+    const head = await readHead(res.stream, offset + length);
+    const data = head.data.subarray(Math.min(offset, head.data.length));
+    return { exists: true, data, size: numberOrUndefined(res.headers['content-length']), etag, ranged: false, bytesReceived: head.received };
+  }
+
   /** A small text file through the VFS (a manifest, a version file); undefined when it does not exist. */
   async readText(remotePath: string): Promise<string | undefined> {
     const res = await this.http.send({ method: 'GET', path: vfsFilePath(remotePath), accept: [404] });
@@ -229,6 +269,64 @@ export class KuduClient {
   async openStream(path: string, headers: Record<string, string> = {}, accept: number[] = []): Promise<StreamResponse> {
     return this.http.open({ method: 'GET', path, headers, accept });
   }
+}
+
+/** .NET ticks (100 ns since 0001-01-01) at the Unix epoch. */
+const UNIX_EPOCH_TICKS = 621355968000000000n;
+
+/**
+ * When a file was last written, from the ETag Kudu's VFS gives it: the quoted hex of the bytes of
+ * `LastWriteTimeUtc.Ticks` in little-endian order (VfsControllerBase). Returns 100 ns units since
+ * the Unix epoch, or undefined for an ETag of another shape.
+ */
+export function lastWriteFromVfsEtag(etag: string | undefined): bigint | undefined {
+  const m = /^"([0-9a-f]{16})"$/i.exec(etag?.trim() ?? '');
+  if (!m) return undefined;
+  return Buffer.from(m[1], 'hex').readBigInt64LE(0) - UNIX_EPOCH_TICKS;
+}
+
+/**
+ * A VFS listing's `mtime` (a DateTimeOffset as Json.NET writes it: up to seven decimals, any
+ * offset) in 100 ns units since the Unix epoch; undefined when it does not parse.
+ */
+export function parseVfsTime(text: string | undefined): bigint | undefined {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,7}))?(Z|[+-]\d\d:\d\d)?$/.exec(text?.trim() ?? '');
+  if (!m) return undefined;
+  let ms = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  if (m[8] && m[8] !== 'Z') ms -= (m[8][0] === '-' ? -1 : 1) * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(4, 6))) * 60_000;
+  return BigInt(ms) * 10_000n + BigInt((m[7] ?? '').padEnd(7, '0'));
+}
+
+/** Reads a body until `wanted` bytes are in, then drops the rest of it (and the connection). */
+async function readHead(stream: Readable, wanted: number): Promise<{ data: Buffer; received: number }> {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      received += (chunk as Buffer).length;
+      if (received >= wanted) break;
+    }
+  } finally {
+    // Leaving the loop early destroys the stream; a body that ended by itself is left alone.
+    if (!stream.readableEnded) stream.destroy();
+  }
+  return { data: Buffer.concat(chunks).subarray(0, wanted), received };
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function numberOrUndefined(value: string | string[] | undefined): number | undefined {
+  const text = headerText(value);
+  return text !== undefined && /^\d+$/.test(text.trim()) ? Number(text) : undefined;
+}
+
+/** The total of a Content-Range (`bytes 0-99/12345`, or `bytes` star `/12345` with a 416): 12345. */
+function totalFromContentRange(value: string | string[] | undefined): number | undefined {
+  const m = /\/(\d+)\s*$/.exec(headerText(value) ?? '');
+  return m ? Number(m[1]) : undefined;
 }
 
 function enc(segment: string): string {

@@ -226,10 +226,19 @@ export class HttpTransport {
    * Content-Length (Node reports that as 'aborted').
    */
   private guardBody(res: http.IncomingMessage, method: string, display: string): Readable {
-    const out = new Readable({ read: () => res.resume() });
+    let done = false;
+    const out = new Readable({
+      read: () => res.resume(),
+      // A caller that has what it needs destroys the body (e.g. the head of a file a server sent
+      // whole): the connection goes with it, so the rest is not downloaded.
+      destroy: (err, callback) => {
+        done = true;
+        if (!res.complete) res.destroy();
+        callback(err);
+      },
+    });
     let received = 0;
     const expected = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
-    let done = false;
     const fail = (err: NodeJS.ErrnoException) => {
       if (done) return;
       done = true;

@@ -49,6 +49,7 @@ import {
   sideFiles,
   type BackupDestination,
 } from './backup-files';
+import type { DatabaseFingerprint } from './fingerprint';
 import { formatBytes, formatMs, LiveDatabase, type CopyOutcome, type JournalKind, type LockSpan, type ProgressListener } from './live-database';
 import { readHeader, SqliteFileError, verifySqliteFile, type IntegrityLevel } from './verify';
 
@@ -106,6 +107,12 @@ export interface BackupReport {
   deleted: string[];
   /** When the copy's instant was (ISO, UTC). */
   takenAt: string;
+  /**
+   * The source's fingerprint at the instant of the copy (lib/sqlite/fingerprint.ts): compare it
+   * with the live database's later to know whether anything was committed since. When skipped, the
+   * fingerprint of the source now, whose state the earlier backup holds.
+   */
+  fingerprint: DatabaseFingerprint;
 }
 
 /** What is kept beside the backups to tell whether the database changed since the last one. */
@@ -172,7 +179,7 @@ export async function backupSqlite(source: string, destination: string, options:
       const state = live.probe();
       if (state.firstPageSha256 === record.firstPageSha256 && state.bytes === record.databaseBytes) {
         log.info(`Unchanged since the last backup (${record.file}, change counter ${state.changeCounter}): nothing written.`);
-        return skippedReport(record, dest, { sourceFile, verify, gzip, started, lockSpans: live.lockSpans });
+        return skippedReport(record, dest, { sourceFile, verify, gzip, started, lockSpans: live.lockSpans, fingerprint: state.fingerprint });
       }
     }
     mark = performance.now();
@@ -207,7 +214,7 @@ export async function backupSqlite(source: string, destination: string, options:
       await Promise.allSettled(background);
       cleanUp();
       log.info(`Same content as the last backup (${record.file}, sha256 ${databaseSha256}): nothing written.`);
-      return skippedReport(record, dest, { sourceFile, verify, gzip, started, lockSpans, copy });
+      return skippedReport(record, dest, { sourceFile, verify, gzip, started, lockSpans, copy, fingerprint: copy.fingerprint });
     }
 
     let output = partial;
@@ -256,6 +263,7 @@ export async function backupSqlite(source: string, destination: string, options:
       copy,
       deleted: [],
       takenAt: takenAt.toISOString(),
+      fingerprint: copy.fingerprint,
     };
     writeRecord(dest, {
       version: 1,
@@ -310,7 +318,7 @@ function verifyCopy(file: string, check: IntegrityLevel): { tables: number } {
 function skippedReport(
   record: BackupRecord,
   dest: BackupDestination,
-  r: { sourceFile: string; verify: IntegrityLevel; gzip: boolean; started: number; lockSpans: LockSpan[]; copy?: CopyOutcome },
+  r: { sourceFile: string; verify: IntegrityLevel; gzip: boolean; started: number; lockSpans: LockSpan[]; copy?: CopyOutcome; fingerprint: DatabaseFingerprint },
 ): BackupReport {
   return {
     source: r.sourceFile,
@@ -333,6 +341,7 @@ function skippedReport(
     copy: r.copy,
     deleted: [],
     takenAt: record.takenAt,
+    fingerprint: r.fingerprint,
   };
 }
 

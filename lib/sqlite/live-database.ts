@@ -46,6 +46,8 @@ import Database from 'better-sqlite3';
 import type { Log } from '../task/log';
 import { isBusyError, SqliteBackupError } from './backup-error';
 import { FinalPassHelper, io } from './block-io';
+import { fingerprintFromBytes, ticksFromNs, WAL_HEADER_BYTES, type DatabaseFingerprint } from './fingerprint';
+import { HEADER_BYTES } from './header';
 import { readHeader, SqliteFileError } from './verify';
 
 /** Below this size the final pass runs on one thread: a helper thread would cost more than it saves. */
@@ -55,6 +57,13 @@ const CHILD_COPY_FROM = 64 << 20;
 /** Another lock-free pass is worth it when more commits than this landed during the last one. */
 const REFINE_ABOVE_COMMITS = 100;
 const MAX_REFINE_PASSES = 3;
+/**
+ * WAL: how long the read transaction stays open after the database file's modification time is
+ * read for the fingerprint. File systems stamp writes with a coarse clock (a few milliseconds on
+ * Linux); waiting one tick or more means that a checkpoint after the transaction ends cannot get
+ * the same stamp as the last write before it. Readers block nobody in WAL mode.
+ */
+const MTIME_SETTLE_MS = 20;
 
 export type JournalKind = 'rollback' | 'wal';
 
@@ -99,6 +108,8 @@ export interface CopyOutcome {
   readTransactionMs: number;
   /** Bytes of -wal copied and checkpointed into the copy (WAL mode). */
   walBytes: number;
+  /** The source's fingerprint for the state the copy holds (see copyRollback and copyWal for the instant). */
+  fingerprint: DatabaseFingerprint;
 }
 
 /** State of a rollback-journal database read under a brief read lock, for "has it changed?". */
@@ -106,6 +117,8 @@ export interface LiveState {
   bytes: number;
   changeCounter: number;
   firstPageSha256: string;
+  /** The fingerprint at the same instant (under the same read lock). */
+  fingerprint: DatabaseFingerprint;
 }
 
 export class LiveDatabase {
@@ -184,6 +197,7 @@ export class LiveDatabase {
         bytes: fs.fstatSync(this.fd).size,
         changeCounter: first.readUInt32BE(24),
         firstPageSha256: crypto.createHash('sha256').update(first).digest('hex'),
+        fingerprint: fingerprintFromBytes({ header: first.subarray(0, HEADER_BYTES) }),
       };
     });
   }
@@ -209,7 +223,7 @@ export class LiveDatabase {
     // No lock is held between transactions in rollback-journal mode, so this process may copy the file itself.
     await bulkCopy(this.file, this.fd, target, size, new Pacer('copy', size, this.options.onProgress), false);
     const out = fs.openSync(target, 'r+');
-    const outcome: CopyOutcome = { journal: 'rollback', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
+    const outcome: Omit<CopyOutcome, 'fingerprint'> = { journal: 'rollback', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
     try {
       outcome.bytesRead += size;
       log.info(`Copied ${formatBytes(size)} without a lock in ${formatMs(performance.now() - started)}.`);
@@ -229,7 +243,7 @@ export class LiveDatabase {
 
       // The helper thread is up and running before the lock is taken: starting one takes tens of milliseconds.
       const helper = size >= PARALLEL_FROM ? await FinalPassHelper.start() : undefined;
-      let final: { result: { rewritten: number; expected: number }; ms: number; waitMs: number };
+      let final: { result: { rewritten: number; expected: number; fingerprint: DatabaseFingerprint }; ms: number; waitMs: number };
       try {
         final = await this.underWriterLock(async () => {
           const pageSize = this.db.pragma('page_size', { simple: true }) as number;
@@ -250,9 +264,13 @@ export class LiveDatabase {
           const mine = refreshNow(this.fd, out, split);
           const rewritten = mine + (await theirs);
           fs.ftruncateSync(out, expected);
-          // Still under the lock: the copy is now the database at this instant.
+          // Still under the lock: the copy is now the database at this instant, and so is the
+          // fingerprint. No commit can land while the lock is held (a writer needs EXCLUSIVE to
+          // write the file), so the header read here is exactly the copy's state.
+          const head = Buffer.alloc(HEADER_BYTES);
+          io.readFully(this.fd, head, HEADER_BYTES, 0);
           this.options.onProgress?.({ phase: 'final', done: expected, total: expected });
-          return { rewritten, expected };
+          return { rewritten, expected, fingerprint: fingerprintFromBytes({ header: head }) };
         });
       } finally {
         helper?.stop();
@@ -265,17 +283,28 @@ export class LiveDatabase {
         `Final pass under ${this.readOnly ? 'a read lock' : 'BEGIN IMMEDIATE'} (got it in ${formatMs(final.waitMs)}): compared ${formatBytes(final.result.expected)}, ` +
           `rewrote ${formatBytes(final.result.rewritten)}; writers could wait ${formatMs(final.ms)}.`,
       );
-      return outcome;
+      return { ...outcome, fingerprint: final.result.fingerprint };
     } finally {
       fs.closeSync(out);
     }
   }
 
+  /**
+   * The fingerprint's instant in WAL mode: the copy holds the database file as copied plus the
+   * copied -wal up to its last whole commit (see foldWal), so the fingerprint records the copied
+   * -wal's generation and the number of frames SQLite recovers from it — exactly what the backup
+   * holds, whatever was committed while the files were copied. The database file's header and
+   * modification time are read at the end of the read transaction: while it is open, checkpoints
+   * write only frames the copied -wal also holds, so every write before that read is in the
+   * backup, and any later one shows as "changed" (a false alarm at worst, never a missed change).
+   */
   private async copyWal(target: string): Promise<CopyOutcome> {
     const { log } = this.options;
-    const outcome: CopyOutcome = { journal: 'wal', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
+    const outcome: Omit<CopyOutcome, 'fingerprint'> = { journal: 'wal', bytesRead: 0, refinePasses: 0, rewrittenUnderLock: 0, lockMs: 0, lockWaitMs: 0, readTransactionMs: 0, walBytes: 0 };
     const walSource = `${this.file}-wal`;
     const walTarget = `${target}-wal`;
+    const header = Buffer.alloc(HEADER_BYTES);
+    let modified: bigint;
     const started = performance.now();
     this.db.exec('BEGIN');
     try {
@@ -301,6 +330,10 @@ export class LiveDatabase {
         outcome.walBytes = fs.statSync(walTarget).size;
         outcome.bytesRead += outcome.walBytes;
       }
+      // Through the descriptor already open: this process must not open and close the database file now.
+      io.readFully(this.fd, header, HEADER_BYTES, 0);
+      modified = ticksFromNs(fs.fstatSync(this.fd, { bigint: true }).mtimeNs);
+      await new Promise((resolve) => setTimeout(resolve, MTIME_SETTLE_MS));
     } finally {
       this.db.exec('COMMIT');
       outcome.readTransactionMs = performance.now() - started;
@@ -309,9 +342,10 @@ export class LiveDatabase {
       `Copied ${formatBytes(outcome.bytesRead - outcome.walBytes)} and ${formatBytes(outcome.walBytes)} of -wal inside one read transaction ` +
         `(${formatMs(outcome.readTransactionMs)}; WAL readers do not block writers).`,
     );
+    const walHeader = outcome.walBytes ? readStart(walTarget, WAL_HEADER_BYTES) : undefined;
     this.options.onProgress?.({ phase: 'fold', done: 0, total: outcome.walBytes });
-    foldWal(target);
-    return outcome;
+    const walFrames = foldWal(target);
+    return { ...outcome, fingerprint: fingerprintFromBytes({ header, walHeader, walFrames, modified }) };
   }
 
   /**
@@ -404,14 +438,29 @@ export class LiveDatabase {
 /**
  * Makes a copied WAL database one file: SQLite recovers the copied -wal (up to its last whole
  * commit) and checkpoints it into the copy; closing the only connection removes -wal and -shm.
+ * Returns the frames the recovery found: a PASSIVE checkpoint reports them (a TRUNCATE one reports
+ * the emptied log), and with no other connection it copies them all.
  */
-function foldWal(target: string): void {
+function foldWal(target: string): number {
   const db = new Database(target, { fileMustExist: true });
   try {
+    const [passive] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
     const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    if (result.busy) throw new Error(`could not checkpoint the copied WAL into ${target} (busy): is another process opening the backup's temporary file?`);
+    if (passive.busy || result.busy) throw new Error(`could not checkpoint the copied WAL into ${target} (busy): is another process opening the backup's temporary file?`);
+    return Math.max(0, passive.log);
   } finally {
     db.close();
+  }
+}
+
+/** The first bytes of a file of ours (never the live database: see bulkCopy). */
+function readStart(file: string, length: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, length, 0));
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

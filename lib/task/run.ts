@@ -12,11 +12,15 @@
  */
 import * as tl from 'azure-pipelines-task-lib/task';
 
+/** What the work returns: the Succeeded message, or `{ withIssues }` for SucceededWithIssues. */
+export type TaskOutcome = string | void | { withIssues: string };
+
 /** Runs `work`; its returned text becomes the Succeeded message. Throwing fails the task. */
-export function runTask(work: () => Promise<string | void>): void {
+export function runTask(work: () => Promise<TaskOutcome>): void {
   work().then(
-    (message) => {
-      tl.setResult(tl.TaskResult.Succeeded, message || '');
+    (outcome) => {
+      if (typeof outcome === 'object') tl.setResult(tl.TaskResult.SucceededWithIssues, outcome.withIssues);
+      else tl.setResult(tl.TaskResult.Succeeded, outcome || '');
     },
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);

@@ -10,6 +10,7 @@ import { extractZip, listZip } from '../../lib/archive';
 import type { KuduClient } from '../../lib/kudu/client';
 import { downloadFile, downloadZip, IsFolderError } from '../../lib/kudu/download';
 import { hasSqliteMagic } from '../../lib/sqlite/header';
+import { manifestFileFor, parseManifest, type BackupManifest } from '../../lib/sqlite/manifest';
 import { SqliteFileError, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
 
@@ -37,6 +38,8 @@ export interface FetchResult {
   databases: SqliteFileReport[];
   /** Files the server has that the archive lacked (only when requireComplete is false). */
   missing: string[];
+  /** A file's backup manifest (`<remotePath>.json`, written by the built-in backup job), checked against the file. */
+  manifest?: BackupManifest;
 }
 
 const DB_EXTENSIONS = /\.(db|sqlite|sqlite3)$/i;
@@ -73,12 +76,39 @@ async function fetchFile(kudu: KuduClient, remote: string, request: FetchRequest
     fsyncFile(temp);
     const databases: SqliteFileReport[] = [];
     if (appliesSqliteCheck(request.verifySqlite, remote, temp)) databases.push(checkDatabase(temp, remote, got.bytes));
+    // Read after the file: the backup job renames a new backup into place before it rewrites the
+    // manifest, so a backup that ran meanwhile shows as a mismatch, never as a wrong match.
+    const manifest = await fetchManifest(kudu, remote, got.sha256, log);
     fs.renameSync(temp, target);
     log.info(`Downloaded ${got.bytes} bytes in ${seconds(started)} s, sha256 ${got.sha256}${got.resumes ? `, resumed ${got.resumes}×` : ''}${got.restarts ? `, restarted ${got.restarts}× (the file changed)` : ''}.`);
-    return { kind: 'file', path: target, files: 1, bytes: got.bytes, sha256: got.sha256, databases, missing: [] };
+    return { kind: 'file', path: target, files: 1, bytes: got.bytes, sha256: got.sha256, databases, missing: [], manifest };
   } finally {
     fs.rmSync(temp, { force: true });
   }
+}
+
+/**
+ * The manifest beside a downloaded backup, when there is one (a 404 means none: any other file),
+ * after checking that it describes the file that came down.
+ */
+async function fetchManifest(kudu: KuduClient, remote: string, sha256: string, log: Log): Promise<BackupManifest | undefined> {
+  const where = manifestFileFor(remote);
+  const text = await kudu.readText(where);
+  if (text === undefined) return undefined;
+  const manifest = parseManifest(text, where);
+  if (!manifest) {
+    log.info(`${where} is not a backup manifest; ignoring it.`);
+    return undefined;
+  }
+  if (manifest.sha256 !== sha256) {
+    throw new Error(
+      `The backup and its manifest disagree: ${where} describes a file with sha256 ${manifest.sha256} (taken ${manifest.takenAt}), ` +
+        `but the downloaded ${remote} has sha256 ${sha256}. A backup probably ran during the download (the job puts the new file in place, ` +
+        `then rewrites the manifest): run the download again. If it keeps failing, run the backup again to rewrite both.`,
+    );
+  }
+  log.info(`Backup manifest ${where}: taken ${manifest.takenAt} from ${manifest.source}, fingerprint ${manifest.fingerprint}.`);
+  return manifest;
 }
 
 async function fetchFolder(kudu: KuduClient, remote: string, request: FetchRequest, log: Log): Promise<FetchResult> {

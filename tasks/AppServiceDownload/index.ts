@@ -30,6 +30,12 @@ runTask(async () => {
     setOutput('downloadedFiles', result.files);
     setOutput('downloadedBytes', result.bytes);
     if (result.sha256) setOutput('downloadedSha256', result.sha256);
+    if (result.manifest) {
+      // For the release's AppServiceDatabaseGuard: the live database's state when this backup was taken.
+      setOutput('databaseFingerprint', result.manifest.fingerprint);
+      setOutput('backupTakenAt', result.manifest.takenAt);
+      setOutput('backupSourcePath', result.manifest.source);
+    }
     for (const db of result.databases) pipelineLog.info(`SQLite check passed: ${db.tables} tables, ${db.pageCount} pages of ${db.pageSize} bytes, ${db.journal} journal.`);
     const what = result.kind === 'file' ? `${result.bytes} bytes` : `${result.files} files, ${result.bytes} bytes`;
     return `Downloaded ${request.remotePath} to ${result.path} (${what}).`;

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { backupSqlite, summaryLine, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
+import { formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { formatBytes, formatMs } from '../../lib/sqlite/live-database';
 import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
@@ -27,6 +28,7 @@ runTask(async () => {
   setOutput('backupBytes', report.bytes);
   setOutput('backupSkipped', report.skipped);
   setOutput('maxLockMilliseconds', Math.ceil(report.maxLockMs));
+  setOutput('databaseFingerprint', formatFingerprint(report.fingerprint));
   uploadSummary(report);
   return summaryLine(report);
 });

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import Database from 'better-sqlite3';
+import { fingerprintFromBytes, formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { packageExtension } from '../../scripts/package';
 import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
 import { createSite, prepareDatabase, readDb } from '../harness/ghost-site';
@@ -146,6 +147,41 @@ describe('the packaged extension (.vsix)', function () {
         await azure.close();
         fs.rmSync(home, { recursive: true, force: true });
         fs.rmSync(work, { recursive: true, force: true });
+      }
+    },
+
+    async AppServiceDatabaseGuard(root) {
+      const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vsix-home-'));
+      const kudu = await startKuduServer({ home, auth: { basic: { username: '$app', password: 'pw-123456' } } });
+      try {
+        const data = path.join(home, 'site', 'wwwroot', 'content', 'data');
+        fs.mkdirSync(data, { recursive: true });
+        const file = path.join(data, 'ghost.db');
+        let db = new Database(file);
+        db.exec("CREATE TABLE posts (title TEXT); INSERT INTO posts VALUES ('hello')");
+        db.close();
+        // The fingerprint a backup of it now would record (rollback journal: its header).
+        const expected = formatFingerprint(fingerprintFromBytes({ header: fs.readFileSync(file).subarray(0, 100) }));
+        const guard = () =>
+          runTask({
+            task: 'AppServiceDatabaseGuard',
+            taskRoot: root,
+            inputs: { kuduService: 'k', expectedFingerprint: expected },
+            endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
+          });
+        const unchanged = await guard();
+        assertRan(unchanged);
+        assert.equal(unchanged.variables.databaseChanged.value, 'false');
+        // A post written after the backup: the guard stops the release.
+        db = new Database(file);
+        db.exec("INSERT INTO posts VALUES ('written after the backup')");
+        db.close();
+        const changed = await guard();
+        assert.equal(changed.result, 'Failed', changed.output);
+        assert.match(changed.resultMessage!, /1 commit since the backup/);
+      } finally {
+        await kudu.close();
+        fs.rmSync(home, { recursive: true, force: true });
       }
     },
 

@@ -41,6 +41,8 @@ export interface RecordedRequest {
   /** '' when the request had no User-Agent. */
   userAgent: string;
   range?: string;
+  /** Body bytes the handler handed to the response (what a client that stops reading early still made the server send). */
+  bytesSent: number;
 }
 
 export interface KuduJobsControl {
@@ -74,6 +76,22 @@ export interface KuduServer {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
+
+/** Adds the size of every body chunk written to `record.bytesSent` (before any fault trims it). */
+function countBodyBytes(res: http.ServerResponse, record: RecordedRequest): void {
+  const size = (chunk: unknown): number => (typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk instanceof Uint8Array ? chunk.byteLength : 0);
+  const patched = res as unknown as { write: (...args: unknown[]) => boolean; end: (...args: unknown[]) => http.ServerResponse };
+  const write = patched.write.bind(res);
+  const end = patched.end.bind(res);
+  patched.write = (chunk: unknown, ...rest: unknown[]) => {
+    record.bytesSent += size(chunk);
+    return write(chunk, ...rest);
+  };
+  patched.end = (chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk !== 'function') record.bytesSent += size(chunk);
+    return end(chunk, ...rest);
+  };
+}
 
 /** Whatever follows `prefix` in `pathname` ('' or '/...'), or undefined if it is another route. */
 function routeRest(pathname: string, prefix: string): string | undefined {
@@ -125,9 +143,10 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     const rawPath = req.url ?? '/';
-    const record: RecordedRequest = { method, path: rawPath, status: 0, userAgent: req.headers['user-agent'] ?? '' };
+    const record: RecordedRequest = { method, path: rawPath, status: 0, userAgent: req.headers['user-agent'] ?? '', bytesSent: 0 };
     if (req.headers.range !== undefined) record.range = req.headers.range;
     requests.push(record);
+    countBodyBytes(res, record);
     const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => http.ServerResponse;
     (res as unknown as { writeHead: (...args: unknown[]) => http.ServerResponse }).writeHead = (...args: unknown[]) => {
       record.status = args[0] as number;

@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { fingerprintFromBytes, formatFingerprint } from '../../lib/sqlite/fingerprint';
+import { MANIFEST_FORMAT, writeManifest, type BackupManifest } from '../../lib/sqlite/manifest';
 import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
 import { startKuduServer, type KuduServer } from '../kudu-server';
 import { craftZip } from '../lib/archive-helpers';
@@ -88,6 +90,69 @@ describe('AppServiceDownload', function () {
       assert.equal(result.variables.downloadedSha256.value, sha256(source));
       assert.ok(result.logLines.some((l) => l.includes('SQLite check passed: 1 tables')), result.output);
       assert.deepEqual(fs.readdirSync(path.dirname(local)), ['ghost.db'], 'no temporary file left');
+      assert.equal(result.variables.databaseFingerprint, undefined, 'no manifest, no fingerprint');
+    });
+
+    describe('with the backup manifest beside it', () => {
+      function manifestFor(file: string, changes: Partial<BackupManifest> = {}): BackupManifest {
+        const bytes = fs.statSync(file).size;
+        return {
+          format: MANIFEST_FORMAT,
+          file: path.basename(file),
+          fingerprint: formatFingerprint(fingerprintFromBytes({ header: fs.readFileSync(file).subarray(0, 100) })),
+          bytes,
+          sha256: sha256(file),
+          databaseBytes: bytes,
+          databaseSha256: sha256(file),
+          gzip: false,
+          journal: 'rollback',
+          pageSize: 4096,
+          pageCount: bytes / 4096,
+          source: '/home/site/wwwroot/content/data/ghost.db',
+          takenAt: '2026-11-23T01:02:03.456Z',
+          maxLockMs: 12,
+          extensionVersion: '1.0.0',
+          ...changes,
+        };
+      }
+
+      it('outputs the fingerprint and the facts of the backup it describes', async () => {
+        const source = makeDb(`${DATA}/backup.db`);
+        const manifest = manifestFor(source);
+        writeManifest(source, manifest);
+        const result = await run({ remotePath: `${DATA}/backup.db`, destination: 'content/data/ghost.db' });
+        assert.equal(result.result, 'Succeeded', result.output);
+        assert.equal(result.variables.databaseFingerprint.value, manifest.fingerprint);
+        assert.equal(result.variables.databaseFingerprint.isOutput, true);
+        assert.equal(result.variables.backupTakenAt.value, manifest.takenAt);
+        assert.equal(result.variables.backupSourcePath.value, manifest.source);
+        assert.ok(result.logLines.some((l) => l.includes(`fingerprint ${manifest.fingerprint}`)), result.output);
+        assert.deepEqual(fs.readdirSync(path.join(work, 'content', 'data')), ['ghost.db'], 'the manifest is not put beside the download');
+      });
+
+      it('fails, leaving the destination alone, when the manifest describes another file', async () => {
+        const source = makeDb(`${DATA}/backup.db`);
+        writeManifest(source, manifestFor(source, { sha256: 'ab'.repeat(32) }));
+        const result = await run({ remotePath: `${DATA}/backup.db`, destination: 'content/data/ghost.db' });
+        assert.equal(result.result, 'Failed', result.output);
+        assert.match(result.resultMessage!, /backup and its manifest disagree: .*backup\.db\.json describes a file with sha256 abab.*run the download again/);
+        assert.equal(result.variables.databaseFingerprint, undefined);
+        assert.ok(!fs.existsSync(path.join(work, 'content', 'data', 'ghost.db')));
+      });
+
+      it('fails on a manifest that is damaged, and ignores a .json that is no manifest', async () => {
+        const source = makeDb(`${DATA}/backup.db`);
+        put(`${DATA}/backup.db.json`, JSON.stringify({ ...manifestFor(source), fingerprint: 'v1:nonsense' }));
+        const damaged = await run({ remotePath: `${DATA}/backup.db`, destination: 'a.db' });
+        assert.equal(damaged.result, 'Failed', damaged.output);
+        assert.match(damaged.resultMessage!, /manifest .*backup\.db\.json is damaged/);
+
+        put(`${DATA}/backup.db.json`, JSON.stringify({ theme: 'casper' }));
+        const foreign = await run({ remotePath: `${DATA}/backup.db`, destination: 'b.db' });
+        assert.equal(foreign.result, 'Succeeded', foreign.output);
+        assert.equal(foreign.variables.databaseFingerprint, undefined);
+        assert.ok(foreign.logLines.some((l) => l.includes('is not a backup manifest; ignoring it')), foreign.output);
+      });
     });
 
     it('resumes a broken download with Range and If-Range; the result is identical', async () => {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { compareFingerprints, fingerprintFromBytes, parseFingerprint } from '../../lib/sqlite/fingerprint';
 import { runTask, type TaskRun } from '../harness/agent';
 import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../harness/sqlite-app';
 
@@ -44,6 +45,10 @@ describe('SqliteBackup task', function () {
     assert.equal(Number(out(r, 'backupBytes')), fs.statSync(file).size);
     assert.equal(out(r, 'backupSkipped'), 'false');
     assert.ok(Number(out(r, 'maxLockMilliseconds')) >= 0);
+    // The fingerprint is the copy's state: its header, as the final pass left it (the app kept writing after).
+    const fingerprint = parseFingerprint(out(r, 'databaseFingerprint'));
+    assert.deepEqual(compareFingerprints(fingerprint, fingerprintFromBytes({ header: fs.readFileSync(file).subarray(0, 100) })), []);
+    assert.match(out(r, 'databaseFingerprint'), /^v1:rollback:cc=\d+:pages=\d+:ps=4096$/);
     checkAppDatabase(file);
     for (const line of [/^Journal mode: rollback journal/, /^Copied .* without a lock/, /^Final pass under BEGIN IMMEDIATE/, /^Verified the copy with PRAGMA integrity_check/, /^Backed up /]) {
       assert.ok(r.logLines.some((l) => line.test(l)), `a log line ${line}:\n${r.logLines.join('\n')}`);
@@ -65,6 +70,8 @@ describe('SqliteBackup task', function () {
     assert.equal(out(second, 'backupSkipped'), 'true');
     assert.equal(out(second, 'backupFile'), file);
     assert.equal(out(second, 'backupSha256'), out(first, 'backupSha256'));
+    assert.match(out(first, 'databaseFingerprint'), /^v1:wal:cc=\d+:pages=\d+:ps=4096:mt=\d+:wal=none$/);
+    assert.equal(out(second, 'databaseFingerprint'), out(first, 'databaseFingerprint'), 'nothing changed, nothing was written');
     assert.match(second.resultMessage ?? '', /skipped/);
   });
 

@@ -9,6 +9,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { version } from '../../package.json';
+import { compareFingerprints, fingerprintFromBytes, parseFingerprint } from '../../lib/sqlite/fingerprint';
+import { MANIFEST_FORMAT, parseManifest } from '../../lib/sqlite/manifest';
 import { splitArguments } from '../../webjobs/sqlite-backup/run';
 import { REPO_ROOT } from '../harness/agent';
 import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../harness/sqlite-app';
@@ -72,6 +75,61 @@ describe('sqlite-backup WebJob (run.js)', function () {
     assert.equal(typeof run.result.maxLockMs, 'number');
     const summary = run.lines.find((l) => l.startsWith('Backed up '));
     assert.ok(summary && summary.includes(`sha256 ${sha(backup)}`) && /writers could have waited at most \d+ ms/.test(summary), run.stdout);
+  });
+
+  it('writes a manifest beside the backup: fingerprint, sha256, sizes, source, times, lock, version', async () => {
+    const ghost = path.join(data, 'ghost.db');
+    createAppDatabase(ghost, { journal: 'delete', sizeMb: 2 });
+    const run = await runJob([]);
+    assert.equal(run.code, 0, run.stdout);
+    const backup = path.join(data, 'backup.db');
+    const manifestFile = `${backup}.json`;
+    assert.equal(run.result?.manifest, manifestFile);
+    const manifest = parseManifest(fs.readFileSync(manifestFile, 'utf8'), manifestFile);
+    assert.ok(manifest);
+    assert.equal(manifest.format, MANIFEST_FORMAT);
+    assert.equal(manifest.file, 'backup.db');
+    assert.equal(manifest.sha256, sha(backup));
+    assert.equal(manifest.bytes, fs.statSync(backup).size);
+    assert.equal(manifest.databaseSha256, manifest.sha256);
+    assert.equal(manifest.source, ghost);
+    assert.equal(manifest.takenAt, run.result?.takenAt);
+    assert.equal(manifest.maxLockMs, run.result?.maxLockMs);
+    assert.equal(manifest.extensionVersion, version);
+    assert.equal(manifest.journal, 'rollback');
+    assert.equal(manifest.fingerprint, run.result?.fingerprint);
+    // The idle database is still in the state the manifest records.
+    assert.deepEqual(compareFingerprints(parseFingerprint(manifest.fingerprint), fingerprintFromBytes({ header: fs.readFileSync(ghost).subarray(0, 100) })), []);
+    assert.ok(run.lines.some((l) => l.startsWith(`Wrote ${manifestFile}: fingerprint v1:rollback:`)), run.stdout);
+    assert.deepEqual(fs.readdirSync(data).filter((n) => n.endsWith('.tmp')), [], 'no temporary file is left');
+  });
+
+  it('keeps a manifest beside each kept backup only, and confirms it when the backup is skipped as unchanged', async () => {
+    createAppDatabase(path.join(data, 'ghost.db'), { journal: 'wal', sizeMb: 1 });
+    const folder = path.join(home, 'backups');
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const run = await runJob(['--destination', 'backups/', '--keep-last', '2', '--gzip']);
+      assert.equal(run.code, 0, run.stdout);
+      made.push(String(run.result?.file));
+      // Timestamped names have one-second steps.
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    const names = fs.readdirSync(folder).filter((n) => !n.startsWith('.')).sort();
+    assert.deepEqual(names, [path.basename(made[1]), `${path.basename(made[1])}.json`, path.basename(made[2]), `${path.basename(made[2])}.json`].sort());
+    const manifest = parseManifest(fs.readFileSync(`${made[2]}.json`, 'utf8'), 'm')!;
+    assert.equal(manifest.sha256, sha(made[2]), 'the sha256 of the .gz as written');
+    assert.equal(manifest.gzip, true);
+    assert.match(manifest.fingerprint, /^v1:wal:.*:wal=none$/);
+
+    fs.rmSync(folder, { recursive: true });
+    const first = await runJob(['--skip-if-unchanged']);
+    const second = await runJob(['--skip-if-unchanged']);
+    assert.equal(second.result?.skipped, true, second.stdout);
+    const confirmed = parseManifest(fs.readFileSync(path.join(data, 'backup.db.json'), 'utf8'), 'm')!;
+    assert.equal(confirmed.takenAt, first.result?.takenAt);
+    assert.ok(confirmed.confirmedAt && confirmed.confirmedAt > confirmed.takenAt, JSON.stringify(confirmed));
+    assert.equal(confirmed.sha256, sha(path.join(data, 'backup.db')));
   });
 
   it('takes its arguments from WEBJOBS_COMMAND_ARGUMENTS, relative to HOME, quotes and all', async () => {

@@ -14,14 +14,23 @@
  * main thread (Kudu aborts a triggered job that prints nothing and uses no CPU for too long);
  * the engine's summary line; then `BACKUP_RESULT {json}` for machines. Exit code 0 on success (or skipped
  * as unchanged), 1 on failure — Kudu shows the run as Failed — and 2 for bad arguments.
+ *
+ * Beside the backup it writes a manifest (`backup.db.json` for `backup.db`, lib/sqlite/manifest.ts)
+ * once the backup is in place: the source's fingerprint at the instant of the copy, the backup's
+ * sha256 and size, and where and when it was taken. AppServiceDownload reads it and hands the
+ * fingerprint to the release, whose AppServiceDatabaseGuard checks that production has not changed
+ * since.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { backupSqlite, SqliteBackupError } from '../../lib/sqlite/backup';
+import { version } from '../../package.json';
+import { backupSqlite, SqliteBackupError, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
+import { formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { formatBytes } from '../../lib/sqlite/live-database';
+import { manifestFileFor, manifestFromReport, writeManifest } from '../../lib/sqlite/manifest';
 import { SqliteFileError } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
 
@@ -147,6 +156,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         printProgress(p);
       },
     });
+    const manifest = placeManifest(report);
+    print(`Wrote ${manifest}: fingerprint ${formatFingerprint(report.fingerprint)}.`);
     print(
       `BACKUP_RESULT ${JSON.stringify({
         file: report.file,
@@ -162,6 +173,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         maxLockMs: Math.ceil(report.maxLockMs),
         durationMs: Math.round(report.durationMs),
         takenAt: report.takenAt,
+        fingerprint: formatFingerprint(report.fingerprint),
+        manifest,
       })}`,
     );
     return 0;
@@ -171,6 +184,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return err instanceof SqliteBackupError && err.kind === 'usage' ? 2 : 1;
   } finally {
     heartbeat.stop();
+  }
+}
+
+/**
+ * Writes the manifest beside the backup (which is already in place) and removes those of backups
+ * that keepLast deleted. If it cannot be written, the old manifest goes too — it describes the
+ * previous backup — and the run fails: without it the release cannot check the live database.
+ */
+function placeManifest(report: BackupReport): string {
+  for (const deleted of report.deleted) fs.rmSync(manifestFileFor(deleted), { force: true });
+  try {
+    return writeManifest(report.file, manifestFromReport(report, version));
+  } catch (err) {
+    fs.rmSync(manifestFileFor(report.file), { force: true });
+    throw new SqliteBackupError(
+      `The backup ${report.file} is in place, but its manifest ${manifestFileFor(report.file)} could not be written (${(err as Error).message}): ` +
+        `check the free space and permissions of the folder, and run the backup again.`,
+      'destination',
+    );
   }
 }
 
