@@ -6,8 +6,10 @@
  *   AppServiceWebJobRun (installJob: the built-in backup) → AppServiceDownload content/images/ →
  *   AppServiceDownload backup.db → GhostMigrate → SitePackage
  *
- * and a short report says what each step did, how long the blog waited during the backup, and
- * what artifact came out. Any failure names the step and exits non-zero.
+ * then the release's last check, AppServiceDatabaseGuard: it catches the posts the busy blog wrote
+ * after the backup, passes once the blog is quiet and backed up again, and catches one more post
+ * written on purpose. A short report says what each step did, how long the blog waited during the
+ * backup, and what artifact came out. Any unexpected result names the step and exits non-zero.
  *
  *   node out/demo/run.js [--keep] [--verbose]
  */
@@ -70,7 +72,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
 
     const endpoints = { 'scm-ghost-blog': genericEndpoint(kudu.url, USER, PASSWORD) };
     const connection = { kuduService: 'scm-ghost-blog' };
-    const step = async (name: string, task: string, inputs: Record<string, string | number | boolean>, describe: (run: TaskRun) => string): Promise<TaskRun> => {
+    /**
+     * Runs one task as the agent would. `expect: 'caught'` is for the guard's demonstration: the
+     * task must fail because the live database changed, and that counts as the demo going right.
+     */
+    const step = async (
+      name: string,
+      task: string,
+      inputs: Record<string, string | number | boolean>,
+      describe: (run: TaskRun) => string,
+      expect: 'success' | 'caught' = 'success',
+    ): Promise<TaskRun> => {
       print(`\n▶ ${name} (${task})`);
       const run = await runTask({
         task,
@@ -81,10 +93,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         timeoutMs: 10 * 60_000,
         onLine: options.verbose ? (line) => !line.startsWith('##vso[task.debug]') && print(`  ${line}`) : undefined,
       });
-      const entry: StepReport = { name, task, result: run.result, seconds: run.durationMs / 1000, detail: run.result === 'Succeeded' ? describe(run) : (run.resultMessage ?? '(no message)') };
+      const caught = expect === 'caught' && run.result === 'Failed' && run.variables.databaseChanged?.value === 'true';
+      const entry: StepReport = {
+        name,
+        task,
+        result: run.result,
+        seconds: run.durationMs / 1000,
+        detail: run.result === 'Succeeded' ? describe(run) : (run.resultMessage ?? '(no message)').split('\n')[0],
+        expectFailure: expect === 'caught',
+      };
       report.steps.push(entry);
-      print(`  ${run.result === 'Succeeded' ? '✔' : '✘'} ${entry.detail} (${entry.seconds.toFixed(1)} s)`);
-      if (run.result !== 'Succeeded') {
+      const good = expect === 'caught' ? caught : run.result === 'Succeeded';
+      print(`  ${run.result === 'Succeeded' ? '✔' : caught ? '✋ caught:' : '✘'} ${entry.detail} (${entry.seconds.toFixed(1)} s)`);
+      if (!good) {
         if (!options.verbose) print(run.output.split('\n').filter((l) => !l.startsWith('##vso[task.debug]')).map((l) => `    ${l}`).join('\n'));
         throw new StepFailed(name);
       }
@@ -99,12 +120,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     report.backupStall = await blog.window(backupStarted, backupStarted + backup.durationMs);
 
     await step('Download the images', 'AppServiceDownload', { ...connection, remotePath: 'site/wwwroot/content/images/', destination: 'content/images' }, (run) => `${run.variables.downloadedFiles.value} files, ${mib(Number(run.variables.downloadedBytes.value))}, complete`);
-    await step('Download the backup as the build\'s database', 'AppServiceDownload', { ...connection, remotePath: 'site/wwwroot/content/data/backup.db', destination: 'content/data/ghost.db' }, (run) => `${mib(Number(run.variables.downloadedBytes.value))}, integrity_check ok, sha256 ${run.variables.downloadedSha256.value.slice(0, 12)}…`);
+    const download = await step('Download the backup as the build\'s database', 'AppServiceDownload', { ...connection, remotePath: 'site/wwwroot/content/data/backup.db', destination: 'content/data/ghost.db' }, (run) => `${mib(Number(run.variables.downloadedBytes.value))}, integrity_check ok, fingerprint ${run.variables.databaseFingerprint?.value}`);
     const migrate = await step('Migrate the database for Ghost 6.2', 'GhostMigrate', { ghostRoot: world.build }, (run) => `${run.variables.migrationsApplied.value} migrations applied, now at ${run.variables.databaseVersion.value}`);
     report.migrationsApplied = Number(migrate.variables.migrationsApplied.value);
     const archive = path.join(root, 'artifacts', '20261123.zip');
     const pack = await step('Package the site for a slot deployment', 'SitePackage', { rootFolder: world.build, archiveFile: archive }, (run) => `${run.variables.archiveEntries.value} entries, ${mib(Number(run.variables.archiveBytes.value))}`);
     report.artifact = { path: pack.variables.archiveFile.value, bytes: Number(pack.variables.archiveBytes.value), sha256: pack.variables.archiveSha256.value };
+
+    // The release: right before the swap, production's database must be as the backup saw it.
+    print('\n— Release: the slot swap would replace production\'s database with the package\'s —');
+    const guard = (name: string, fingerprint: string, expect: 'success' | 'caught') =>
+      step(name, 'AppServiceDatabaseGuard', { ...connection, expectedFingerprint: fingerprint }, (run) => `unchanged since the backup (${run.variables.liveFingerprint.value})`, expect);
+    await guard('Check production before the swap (the blog kept publishing)', download.variables.databaseFingerprint.value, 'caught');
+    await blog.pauseWrites();
+    print('\n  The blog is quiet now (writes paused, reads go on): back up and download again, then check.');
+    await step('Back up again, the blog quiet', 'AppServiceWebJobRun', { ...connection, jobName: 'sqlite-backup', pollIntervalSeconds: 0.5 }, (run) => `run ${run.variables.runId?.value} ${run.variables.runStatus?.value}`);
+    const again = await step('Download the new backup', 'AppServiceDownload', { ...connection, remotePath: 'site/wwwroot/content/data/backup.db', destination: 'content/data/ghost.db' }, (run) => `fingerprint ${run.variables.databaseFingerprint?.value}`);
+    await guard('Check production before the swap', again.variables.databaseFingerprint.value, 'success');
+    const post = await blog.writeOne();
+    print(`\n  One more post on production, on purpose (${post}).`);
+    await guard('Check production again after that post', again.variables.databaseFingerprint.value, 'caught');
     report.ok = true;
   } catch (err) {
     report.ok = false;
@@ -139,6 +174,14 @@ class BlogProcess {
     const blog = new BlogProcess(child);
     await blog.ask(undefined, (m) => 'ready' in m);
     return blog;
+  }
+
+  async pauseWrites(): Promise<void> {
+    await this.ask({ kind: 'pause' }, (m) => 'paused' in m);
+  }
+
+  async writeOne(): Promise<string> {
+    return String((await this.ask({ kind: 'write' }, (m) => 'id' in m)).id);
   }
 
   window(from: number, to: number): Promise<WindowStats> {
@@ -185,7 +228,9 @@ export function renderReport(report: DemoReport, keptAt?: string): string {
   const width = Math.max(...report.steps.map((s) => s.name.length), 10);
   for (const s of report.steps) {
     const mark = s.result === 'Succeeded' ? 'ok  ' : s.expectFailure ? 'caught' : 'FAIL';
-    lines.push(`${mark.padEnd(6)} ${s.name.padEnd(width)}  ${s.seconds.toFixed(1).padStart(5)} s  ${s.detail.split('\n')[0]}`);
+    // The first sentence says it; the full message was printed with the step.
+    const detail = s.detail.split('\n')[0].replace(/\. [A-Z].*$/, '.');
+    lines.push(`${mark.padEnd(6)} ${s.name.padEnd(width)}  ${s.seconds.toFixed(1).padStart(5)} s  ${detail}`);
   }
   if (report.backupStall) {
     const st = report.backupStall;

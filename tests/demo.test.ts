@@ -26,8 +26,17 @@ describe('the demo (npm run demo)', function () {
           ['AppServiceDownload', 'Succeeded'],
           ['GhostMigrate', 'Succeeded'],
           ['SitePackage', 'Succeeded'],
+          // The release's guard: catches the posts written after the backup, passes once the blog
+          // is quiet and backed up again, and catches one more post written on purpose.
+          ['AppServiceDatabaseGuard', 'Failed'],
+          ['AppServiceWebJobRun', 'Succeeded'],
+          ['AppServiceDownload', 'Succeeded'],
+          ['AppServiceDatabaseGuard', 'Succeeded'],
+          ['AppServiceDatabaseGuard', 'Failed'],
         ],
       );
+      assert.match(report.steps[5].detail, /has changed since the backup: its change counter went from \d+ to \d+: \d+ commits? since the backup/);
+      assert.match(report.steps[9].detail, /1 commit since the backup/);
       assert.equal(report.migrationsApplied, 4);
       assert.ok(report.backupStall!.writes > 0, 'the blog kept publishing during the backup');
       assert.deepEqual(report.backupStall!.errors, [], 'and saw no errors');
