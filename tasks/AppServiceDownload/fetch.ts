@@ -73,7 +73,7 @@ async function fetchFile(kudu: KuduClient, remote: string, request: FetchRequest
       onInterruption: (m) => log.warn(m),
       onProgress: (bytes, total) => log.debug(`${bytes}${total ? ` of ${total}` : ''} bytes`),
     });
-    fsyncFile(temp);
+    syncIfReplacing(temp, target);
     const databases: SqliteFileReport[] = [];
     if (appliesSqliteCheck(request.verifySqlite, remote, temp)) databases.push(checkDatabase(temp, remote, got.bytes));
     // Read after the file: the backup job renames a new backup into place before it rewrites the
@@ -129,7 +129,7 @@ async function fetchFolder(kudu: KuduClient, remote: string, request: FetchReque
       const zip = await downloadCheckedZip(kudu, folder, temp, request, log, true);
       const entries = (await listZip(temp)).filter((e) => !e.isDirectory);
       const missing = checkComplete(folder, await listing, new Set(entries.map((e) => e.name)), stamp, request, log);
-      fsyncFile(temp);
+      syncIfReplacing(temp, target);
       fs.renameSync(temp, target);
       log.info(`Saved ${folder}/ as ${target}: ${entries.length} files, ${zip.bytes} bytes, in ${seconds(started)} s.`);
       return { kind: 'zip', path: target, files: entries.length, bytes: zip.bytes, sha256: zip.sha256, databases: [], missing };
@@ -292,6 +292,15 @@ function isDirectory(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Before a rename replaces a file, the new one goes to disk first: otherwise a power cut right
+ * after the rename can leave neither the old copy nor the new one. A file that replaces nothing
+ * risks nothing a new download does not mend, and skipping the sync saves seconds per GiB.
+ */
+function syncIfReplacing(temp: string, target: string): void {
+  if (fs.existsSync(target)) fsyncFile(temp);
 }
 
 function fsyncFile(file: string): void {
