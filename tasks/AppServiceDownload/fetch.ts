@@ -9,9 +9,8 @@ import * as path from 'node:path';
 import { extractZip, listZip } from '../../lib/archive';
 import type { KuduClient } from '../../lib/kudu/client';
 import { downloadFile, downloadZip, IsFolderError } from '../../lib/kudu/download';
-import { hasSqliteMagic } from '../../lib/sqlite/header';
 import { manifestFileFor, parseManifest, type BackupManifest } from '../../lib/sqlite/manifest';
-import { SqliteFileError, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
+import { SqliteFileError, startsLikeSqlite, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
 import type { Log } from '../../lib/task/log';
 
 export type VerifySqlite = 'auto' | 'always' | 'never';
@@ -221,13 +220,7 @@ function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
 function appliesSqliteCheck(mode: VerifySqlite, name: string, file: string): boolean {
   if (mode === 'never') return false;
   if (mode === 'always' || DB_EXTENSIONS.test(name)) return true;
-  const fd = fs.openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(16);
-    return hasSqliteMagic(head.subarray(0, fs.readSync(fd, head, 0, 16, 0)));
-  } finally {
-    fs.closeSync(fd);
-  }
+  return startsLikeSqlite(file);
 }
 
 function checkDatabase(file: string, remote: string, bytes: number): SqliteFileReport {
