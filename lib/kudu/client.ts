@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { KuduError } from './errors';
-import { HttpTransport, readAll, type HttpRequest, type HttpResponse, type StreamResponse, type TransportOptions } from './http';
+import { headerText, HttpTransport, numericHeader, readAll, totalFromContentRange, type HttpRequest, type HttpResponse, type StreamResponse, type TransportOptions } from './http';
 
 /** A run as Kudu reports it (`/api/triggeredwebjobs/{job}/history/{id}`). */
 export interface TriggeredJobRun {
@@ -222,7 +222,7 @@ export class KuduClient {
     }
     const head = await readHead(res.stream, offset + length);
     const data = head.data.subarray(Math.min(offset, head.data.length));
-    return { exists: true, data, size: numberOrUndefined(res.headers['content-length']), etag, ranged: false, bytesReceived: head.received };
+    return { exists: true, data, size: numericHeader(res.headers['content-length']), etag, ranged: false, bytesReceived: head.received };
   }
 
   /** A small text file through the VFS (a manifest, a version file); undefined when it does not exist. */
@@ -312,21 +312,6 @@ async function readHead(stream: Readable, wanted: number): Promise<{ data: Buffe
     if (!stream.readableEnded) stream.destroy();
   }
   return { data: Buffer.concat(chunks).subarray(0, wanted), received };
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function numberOrUndefined(value: string | string[] | undefined): number | undefined {
-  const text = headerText(value);
-  return text !== undefined && /^\d+$/.test(text.trim()) ? Number(text) : undefined;
-}
-
-/** The total of a Content-Range (`bytes 0-99/12345`, or `bytes` star `/12345` with a 416): 12345. */
-function totalFromContentRange(value: string | string[] | undefined): number | undefined {
-  const m = /\/(\d+)\s*$/.exec(headerText(value) ?? '');
-  return m ? Number(m[1]) : undefined;
 }
 
 function enc(segment: string): string {

@@ -14,6 +14,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { vfsFilePath, zipFolderPath, type KuduClient } from './client';
 import { KuduError } from './errors';
+import { headerText, numericHeader, totalFromContentRange } from './http';
 
 export interface DownloadOptions {
   /** Tries in all for the body (the first included); each request also has the client's retries. */
@@ -80,10 +81,10 @@ export async function downloadFile(kudu: KuduClient, remotePath: string, target:
     } else if (resuming) {
       resumes++;
     }
-    const responseEtag = header(res.headers.etag);
+    const responseEtag = headerText(res.headers.etag);
     if (!resuming || res.status === 200) {
       etag = responseEtag;
-      lastModified = header(res.headers['last-modified']);
+      lastModified = headerText(res.headers['last-modified']);
       total = contentLength(res.status, res.headers);
     }
     try {
@@ -218,16 +219,7 @@ function restart(target: string): { hash: ReturnType<typeof createHash>; written
   return { hash: createHash('sha256'), written: 0 };
 }
 
-function header(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
+/** The file's full size: from Content-Range on a 206, from Content-Length otherwise. */
 function contentLength(status: number, headers: Record<string, string | string[] | undefined>): number | undefined {
-  const range = header(headers['content-range']);
-  if (status === 206 && range) {
-    const m = /\/(\d+)\s*$/.exec(range);
-    if (m) return Number(m[1]);
-  }
-  const length = header(headers['content-length']);
-  return length !== undefined ? Number(length) : undefined;
+  return (status === 206 ? totalFromContentRange(headers['content-range']) : undefined) ?? numericHeader(headers['content-length']);
 }

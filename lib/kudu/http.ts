@@ -279,6 +279,23 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A header's value as one string (Node gives arrays for repeated headers). */
+export function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The total of a Content-Range (`bytes 0-99/12345`, or `bytes` star `/12345` with a 416): 12345. */
+export function totalFromContentRange(value: string | string[] | undefined): number | undefined {
+  const m = /\/(\d+)\s*$/.exec(headerText(value) ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A numeric header (Content-Length), or undefined when absent or not a number. */
+export function numericHeader(value: string | string[] | undefined): number | undefined {
+  const text = headerText(value);
+  return text !== undefined && /^\d+$/.test(text.trim()) ? Number(text) : undefined;
+}
+
 /** Retry-After in seconds or as an HTTP date. */
 export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;
