@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { backupSqlite } from '../lib/sqlite/backup';
-import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256, type AppStats } from '../tests/harness/sqlite-app';
+import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256, type AppStats } from '../testkit/harness/sqlite-app';
 
 const SQLITE3_CLI = '/usr/bin/sqlite3';
 const RESULTS = path.resolve(__dirname, '..', '..', 'bench', 'results');

@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { genericEndpoint, runTask } from '../tests/harness/agent';
-import { startKuduServer } from '../tests/kudu-server';
+import { genericEndpoint, runTask } from '../testkit/harness/agent';
+import { startKuduServer } from '../testkit/kudu-server';
 import { fmt, machine, median, numberArg, RESULTS, timed } from './measure';
 import { generateSite } from './site';
 
@@ -184,7 +184,7 @@ function markdown(r: ReturnType<typeof summarise>): string {
     '',
     `Generated ${r.date} by \`npm run bench:download\` (bench/download.ts). Raw figures: download.json.`,
     '',
-    `From the Kudu-compatible test server on loopback (tests/kudu-server; it zips folders with fast deflate, as Kudu does). ` +
+    `From the Kudu-compatible test server on loopback (testkit/kudu-server; it zips folders with fast deflate, as Kudu does). ` +
       `File: ${r.input.sizeMb} MiB of random bytes through the VFS. Folder: ${r.input.site.files} files, ${fmt(r.input.site.bytes / 1048576, 0)} MiB ` +
       `(${fmt(r.input.site.imageBytes / 1048576, 0)} MiB of it images) through the zip endpoint. ${r.input.reps} repetitions, alternating order; medians.`,
     `AppServiceDownload runs as the agent runs it (a Node 24 process with INPUT_* variables): download, sha256, fsync, rename; for the folder also safe extraction, the server listing for completeness, and the move into place. ` +

@@ -18,8 +18,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { genericEndpoint, runTask, type TaskRun } from '../tests/harness/agent';
-import { startKuduServer, type KuduServer } from '../tests/kudu-server';
+import { genericEndpoint, runTask, type TaskRun } from '../testkit/harness/agent';
+import { startKuduServer, type KuduServer } from '../testkit/kudu-server';
 import type { WindowStats } from './blog-app';
 import { createWorld, type DemoWorld } from './site';
 

@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createSite, prepareDatabase } from '../tests/harness/ghost-site';
+import { createSite, prepareDatabase } from '../testkit/harness/ghost-site';
 
 export interface DemoWorld {
   root: string;

@@ -1,5 +1,5 @@
 /** Root hooks for every test file (loaded through .mocharc.json's `require`). */
-import { removeMadeWorkDirs } from './harness/agent';
+import { removeMadeWorkDirs } from '../testkit/harness/agent';
 
 export const mochaHooks = {
   afterEach(): void {

@@ -19,6 +19,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fsyncFolder, isDirectory, sqliteSideFiles } from '../fs';
 import { SqliteBackupError } from './backup-error';
 
 const PLACEHOLDERS: Record<string, { digits: number; of: (d: Date) => number }> = {
@@ -149,11 +150,6 @@ export function partialFileFor(finalFile: string, suffix = ''): string {
   return path.join(path.dirname(finalFile), `.${path.basename(finalFile)}.partial-${tag}${suffix}`);
 }
 
-/** The files SQLite may create beside a database file. */
-export function sideFiles(file: string): string[] {
-  return ['-wal', '-shm', '-journal'].map((s) => file + s);
-}
-
 /**
  * Deletes partial files that killed backups left in the folder: those of a process of this
  * machine that is gone, and any older than a day. Returns what it deleted.
@@ -210,14 +206,14 @@ export function ensureFolder(folder: string): void {
  * old backup (-wal, -journal) are removed first: SQLite would apply them to the new file.
  */
 export function replaceAtomically(partialFile: string, finalFile: string): void {
-  for (const side of sideFiles(finalFile)) fs.rmSync(side, { force: true });
+  for (const side of sqliteSideFiles(finalFile)) fs.rmSync(side, { force: true });
   let lastError: unknown;
   // Windows refuses to replace a file another process has open without delete sharing (a
   // download of the previous backup, an antivirus scan); such holds are brief, so retry a little.
   for (let attempt = 0; attempt < 10; attempt++) {
     try {
       fs.renameSync(partialFile, finalFile);
-      syncFolder(path.dirname(finalFile));
+      fsyncFolder(path.dirname(finalFile));
       return;
     } catch (err) {
       lastError = err;
@@ -231,26 +227,4 @@ export function replaceAtomically(partialFile: string, finalFile: string): void 
     `The backup could not replace ${finalFile} (${code}): ${(lastError as Error).message}. Another process may have it open; the previous backup is unchanged.`,
     'destination',
   );
-}
-
-/** fsync of a folder makes a rename durable on Linux; Windows cannot open folders, and needs no such step. */
-export function syncFolder(folder: string): void {
-  if (process.platform === 'win32') return;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(folder, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some file systems (network shares) refuse fsync on a folder; the rename itself happened.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }

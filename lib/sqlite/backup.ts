@@ -37,7 +37,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import * as zlib from 'node:zlib';
-import type { Log } from '../task/log';
+import type { Log } from '../log';
 import { SqliteBackupError } from './backup-error';
 import {
   ensureFolder,
@@ -46,11 +46,12 @@ import {
   removeStalePartials,
   replaceAtomically,
   resolveDestination,
-  sideFiles,
   type BackupDestination,
 } from './backup-files';
 import type { DatabaseFingerprint } from './fingerprint';
-import { formatBytes, formatMs, LiveDatabase, type CopyOutcome, type JournalKind, type LockSpan, type ProgressListener } from './live-database';
+import { formatBytes, formatMs } from '../format';
+import { fsyncFileAsync, sqliteSideFiles, writeFileAtomic } from '../fs';
+import { LiveDatabase, type CopyOutcome, type JournalKind, type LockSpan, type ProgressListener } from './live-database';
 import { readHeader, SqliteFileError, verifySqliteFile, type IntegrityLevel } from './verify';
 
 export { SqliteBackupError, type BackupErrorKind } from './backup-error';
@@ -133,7 +134,15 @@ interface BackupRecord {
   takenAt: string;
 }
 
-const quiet: Log = { info: () => undefined, warn: () => undefined, debug: () => undefined, external: () => undefined };
+const quiet: Log = {
+  info: () => undefined,
+  warn: () => undefined,
+  debug: () => undefined,
+  external: () => undefined,
+  group: () => undefined,
+  endGroup: () => undefined,
+  progress: () => undefined,
+};
 
 /**
  * Backs up the live database `source` to `destination`: a file path, a folder ending in `/` for
@@ -159,7 +168,7 @@ export async function backupSqlite(source: string, destination: string, options:
   const partial = partialFileFor(dest.fileFor(now()));
   const partialGz = `${partial}.gz`;
   const cleanUp = () => {
-    for (const f of [partial, ...sideFiles(partial), partialGz]) fs.rmSync(f, { force: true });
+    for (const f of [partial, ...sqliteSideFiles(partial), partialGz]) fs.rmSync(f, { force: true });
   };
 
   log.info(`Backing up ${sourceFile} to ${path.join(dest.folder, dest.pattern)}.`);
@@ -202,7 +211,7 @@ export async function backupSqlite(source: string, destination: string, options:
     // Hash (in a worker) and sync (in libuv's pool) while the main thread verifies.
     options.onProgress?.({ phase: 'verify', done: 0, total: databaseBytes });
     const hashing = sha256OfFile(partial);
-    const syncing = gzip ? Promise.resolve() : fsyncFile(partial);
+    const syncing = gzip ? Promise.resolve() : fsyncFileAsync(partial);
     background.push(hashing, syncing);
     mark = performance.now();
     const checked = timed('verify', verifyCopy(partial, verify));
@@ -228,7 +237,7 @@ export async function backupSqlite(source: string, destination: string, options:
         throw new SqliteBackupError(`The compressed backup does not decompress to the verified copy (sha256 ${roundTrip}, expected ${databaseSha256}). Nothing was replaced; check the disk.`, 'verify');
       }
       timed('compress', undefined);
-      await fsyncFile(partialGz);
+      await fsyncFileAsync(partialGz);
       timed('sync', undefined);
       output = partialGz;
       log.info(`Compressed ${formatBytes(databaseBytes)} to ${formatBytes(bytes)} in ${formatMs(phaseMs.compress)} (checked by decompressing).`);
@@ -363,9 +372,7 @@ function readRecord(dest: BackupDestination, sourceFile: string): BackupRecord |
 }
 
 function writeRecord(dest: BackupDestination, record: BackupRecord): void {
-  const partial = `${dest.recordFile}.${process.pid}.tmp`;
-  fs.writeFileSync(partial, JSON.stringify(record, null, 2) + '\n');
-  fs.renameSync(partial, dest.recordFile);
+  writeFileAtomic(dest.recordFile, JSON.stringify(record, null, 2) + '\n');
 }
 
 function refuseToOverwriteSource(sourceFile: string, dest: BackupDestination): void {
@@ -378,7 +385,7 @@ function refuseToOverwriteSource(sourceFile: string, dest: BackupDestination): v
   } catch {
     // A missing source is reported when it is opened.
   }
-  if ([sourceFile, real].some((s) => [s, ...sideFiles(s)].some((f) => same(f, target)))) {
+  if ([sourceFile, real].some((s) => [s, ...sqliteSideFiles(s)].some((f) => same(f, target)))) {
     throw new SqliteBackupError(`The backup destination ${target} is the database itself (or one of its journal files): choose another path.`, 'usage');
   }
 }
@@ -446,10 +453,6 @@ export function sha256OfFile(file: string): Promise<{ sha256: string; bytes: num
       if (code !== 0) reject(new Error(`hashing ${file} stopped with exit code ${code}`));
     });
   });
-}
-
-function fsyncFile(file: string): Promise<void> {
-  return fs.promises.open(file, 'r+').then((handle) => handle.sync().finally(() => handle.close()));
 }
 
 async function compressFile(from: string, to: string, onRead: (bytes: number) => void): Promise<{ sha256: string; bytes: number }> {

@@ -12,9 +12,9 @@
  *   node out/lib/sqlite/cli.js backup /srv/ghost/content/data/ghost.db /backups/ --gzip --keep-last 14
  */
 import { parseArgs } from 'node:util';
-import type { Log } from '../task/log';
+import { lineLog, type Log } from '../log';
 import { backupSqlite, summaryLine, SqliteBackupError, type BackupProgress, type BackupReport } from './backup';
-import { formatBytes } from './live-database';
+import { formatBytes } from '../format';
 import { SqliteFileError } from './verify';
 
 const USAGE = `Usage: cli.js backup <source> <destination> [options]
@@ -33,8 +33,7 @@ class UsageError extends Error {}
 
 /** A log that writes phase lines to stderr, prefixed with the time. */
 export function stderrLog(): Log {
-  const line = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
-  return { info: line, warn: (m) => line(`WARNING: ${m}`), debug: () => undefined, external: (t) => process.stderr.write(t) };
+  return lineLog((m) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`));
 }
 
 /**

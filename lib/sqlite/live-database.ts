@@ -43,7 +43,8 @@ import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import type { Log } from '../task/log';
+import { formatBytes, formatMs } from '../format';
+import type { Log } from '../log';
 import { isBusyError, SqliteBackupError } from './backup-error';
 import { FinalPassHelper, io } from './block-io';
 import { fingerprintFromBytes, ticksFromNs, WAL_HEADER_BYTES, type DatabaseFingerprint } from './fingerprint';
@@ -618,20 +619,4 @@ class Pacer {
       this.lastYield = performance.now();
     }
   }
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
-
-export function formatMs(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }

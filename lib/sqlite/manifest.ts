@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackupReport } from './backup';
 import { formatFingerprint, parseFingerprint } from './fingerprint';
+import { writeFileAtomic } from '../fs';
 
 /** Marks a JSON file as one of these manifests (a `.json` beside a file may be anything else). */
 export const MANIFEST_FORMAT = 'appservice-sqlite-backup-manifest/1';
@@ -75,20 +76,7 @@ export function manifestFromReport(report: BackupReport, extensionVersion: strin
  */
 export function writeManifest(backupFile: string, manifest: BackupManifest): string {
   const target = manifestFileFor(backupFile);
-  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
-  try {
-    const fd = fs.openSync(temp, 'w');
-    try {
-      fs.writeFileSync(fd, JSON.stringify(manifest, null, 2) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, target);
-  } catch (err) {
-    fs.rmSync(temp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(target, JSON.stringify(manifest, null, 2) + '\n');
   return target;
 }
 

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { HEADER_BYTES, hasSqliteMagic, parseHeader, type SqliteHeader } from './header';
+import { sqliteSideFiles } from '../fs';
 
 export type IntegrityLevel = 'integrity' | 'quick' | 'none';
 
@@ -51,7 +52,7 @@ export interface VerifyOptions {
 
 /** Journal files SQLite may keep beside a database; their presence next to a copy means trouble. */
 export function sideFilesOf(file: string): string[] {
-  return ['-journal', '-wal'].map((s) => file + s).filter((f) => fs.existsSync(f));
+  return sqliteSideFiles(file).filter((f) => !f.endsWith('-shm') && fs.existsSync(f));
 }
 
 /**

@@ -1,33 +1,20 @@
 /**
- * The log the work modules write to. Tasks pass `pipelineLog` (task-lib underneath); library tests
- * can pass a collecting log. Keeping task-lib out of the work modules keeps them usable from the
- * WebJob, the CLI and the demo.
+ * The pipeline's log: `Log` (lib/log.ts) written through task-lib to the agent.
  */
 import * as tl from 'azure-pipelines-task-lib/task';
+import type { Log } from '../log';
+import { cleanLines, neutraliseCommands } from '../text';
 
-export interface Log {
-  info(message: string): void;
-  warn(message: string): void;
-  debug(message: string): void;
-  /** Text from outside (a remote job's log, a child process): `##vso[` in it must not act as a command. */
-  external(text: string): void;
-}
+export type { Log } from '../log';
+export { lineLog, memoryLog } from '../log';
 
 export const pipelineLog: Log = {
-  info: (message) => console.log(message),
-  warn: (message) => tl.warning(message),
-  debug: (message) => tl.debug(message),
-  external: (text) => tl.writeExternalOutput(text.endsWith('\n') ? text : text + '\n', { source: 'remote' }),
+  info: (message) => console.log(neutraliseCommands(message)),
+  warn: (message) => tl.warning(neutraliseCommands(message)),
+  debug: (message) => tl.debug(neutraliseCommands(message)),
+  external: (text) => console.log(cleanLines(text.replace(/\r?\n$/, ''))),
+  group: (title) => console.log(`##[group]${neutraliseCommands(title).replace(/[\r\n]+/g, ' ')}`),
+  endGroup: () => console.log('##[endgroup]'),
+  progress: (percent, description) => tl.setProgress(Math.max(0, Math.min(100, Math.round(percent))), neutraliseCommands(description)),
 };
 
-/** A log that keeps everything, for tests and for code that reports later. */
-export function memoryLog(): Log & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warn: (m) => lines.push(`WARNING: ${m}`),
-    debug: () => undefined,
-    external: (t) => lines.push(t.replace(/\n$/, '')),
-  };
-}

@@ -11,6 +11,7 @@
  *   });
  */
 import * as tl from 'azure-pipelines-task-lib/task';
+import { neutraliseCommands } from '../text';
 
 /** What the work returns: the Succeeded message, or `{ withIssues }` for SucceededWithIssues. */
 export type TaskOutcome = string | void | { withIssues: string };
@@ -19,13 +20,13 @@ export type TaskOutcome = string | void | { withIssues: string };
 export function runTask(work: () => Promise<TaskOutcome>): void {
   work().then(
     (outcome) => {
-      if (typeof outcome === 'object') tl.setResult(tl.TaskResult.SucceededWithIssues, outcome.withIssues);
-      else tl.setResult(tl.TaskResult.Succeeded, outcome || '');
+      if (typeof outcome === 'object') tl.setResult(tl.TaskResult.SucceededWithIssues, neutraliseCommands(outcome.withIssues));
+      else tl.setResult(tl.TaskResult.Succeeded, neutraliseCommands(outcome || ''));
     },
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof Error && err.stack) tl.debug(err.stack);
-      tl.setResult(tl.TaskResult.Failed, message);
+      tl.setResult(tl.TaskResult.Failed, neutraliseCommands(message));
       process.exitCode = 1;
     },
   );

@@ -27,7 +27,7 @@ import {
   type WalGeneration,
 } from '../../lib/sqlite/fingerprint';
 import { HEADER_BYTES, hasSqliteMagic, parseHeader } from '../../lib/sqlite/header';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 
 export interface GuardRequest {
   /** The live database, relative to %HOME%. */

@@ -3,15 +3,16 @@
  * it, and only then put it where the next step looks. Everything lands first under a temporary
  * name beside the destination, so a failed run leaves the destination as it was.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { extractZip, listZip } from '../../lib/archive';
+import { listSome as list, secondsSince as seconds } from '../../lib/format';
+import { fsyncFile, isDirectory, tempPathBeside as tempBeside } from '../../lib/fs';
 import type { KuduClient } from '../../lib/kudu/client';
 import { downloadFile, downloadZip, IsFolderError } from '../../lib/kudu/download';
 import { manifestFileFor, parseManifest, type BackupManifest } from '../../lib/sqlite/manifest';
 import { SqliteFileError, startsLikeSqlite, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 
 export type VerifySqlite = 'auto' | 'always' | 'never';
 
@@ -275,18 +276,6 @@ function walk(root: string, rel = '', out = { files: [] as string[], emptyFolder
   return out;
 }
 
-function tempBeside(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.partial`);
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Before a rename replaces a file, the new one goes to disk first: otherwise a power cut right
  * after the rename can leave neither the old copy nor the new one. A file that replaces nothing
@@ -294,21 +283,4 @@ function isDirectory(p: string): boolean {
  */
 function syncIfReplacing(temp: string, target: string): void {
   if (fs.existsSync(target)) fsyncFile(temp);
-}
-
-function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function list(items: string[], max = 20): string {
-  return items.slice(0, max).join(', ') + (items.length > max ? `, and ${items.length - max} more` : '');
-}
-
-function seconds(since: number): string {
-  return ((Date.now() - since) / 1000).toFixed(1);
 }

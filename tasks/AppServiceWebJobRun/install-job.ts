@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ACTIVE_STATUSES, type KuduClient } from '../../lib/kudu/client';
 import { KuduError } from '../../lib/kudu/errors';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 
 /** The name in the bundled job's package.json. */
 export const BUNDLED_JOB_PACKAGE = 'appservice-sqlite-backup-webjob';

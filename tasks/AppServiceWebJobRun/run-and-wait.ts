@@ -15,7 +15,7 @@ import {
 import { KuduError } from '../../lib/kudu/errors';
 import { sleep } from '../../lib/kudu/http';
 import { LogTail } from '../../lib/kudu/log-tail';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 
 export type WhenAlreadyRunning = 'queue' | 'attach' | 'fail';
 

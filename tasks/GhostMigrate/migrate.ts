@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 import { SqliteFileError, verifySqliteFile } from '../../lib/sqlite/verify';
 import { inspectGhostRoot, probeMigratorConfig, type GhostInstall, type MigratorConfigProbe } from './ghost-root';
 import {

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import treeKill from 'tree-kill';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 import { stripAnsi } from './ghost-root';
 
 export interface MigratorSpec {

@@ -7,8 +7,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SQLITE_SIDE_SUFFIXES } from '../../lib/fs';
 
-export const SIDE_FILE_SUFFIXES = ['-journal', '-wal', '-shm'];
 
 export type Snapshot =
   | { file: string; existed: true; copy: string; dir: string; sha256: string; bytes: number }
@@ -43,7 +43,7 @@ export function takeSnapshot(file: string, tempRoot: string): Snapshot {
 }
 
 function removeSideFiles(file: string): void {
-  for (const suffix of SIDE_FILE_SUFFIXES) fs.rmSync(file + suffix, { force: true });
+  for (const suffix of SQLITE_SIDE_SUFFIXES) fs.rmSync(file + suffix, { force: true });
 }
 
 /** Puts the database back as it was; throws when the result is not byte-identical. */

@@ -6,7 +6,7 @@
  */
 import { createZip, type CreateZipResult } from '../../lib/archive';
 import { SqliteFileError, startsLikeSqlite, verifySqliteFile, type SqliteFileReport } from '../../lib/sqlite/verify';
-import type { Log } from '../../lib/task/log';
+import type { Log } from '../../lib/log';
 
 export interface PackageRequest {
   rootFolder: string;

@@ -7,7 +7,7 @@ import * as tl from 'azure-pipelines-task-lib/task';
 import { backupSqlite, summaryLine, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
-import { formatBytes, formatMs } from '../../lib/sqlite/live-database';
+import { formatBytes, formatMs } from '../../lib/format';
 import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../harness/agent';
+import { REPO_ROOT } from '../../testkit/harness/agent';
 
 interface TaskInput {
   name: string;

@@ -11,10 +11,10 @@ import AdmZip from 'adm-zip';
 import Database from 'better-sqlite3';
 import { fingerprintFromBytes, formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { packageExtension } from '../../scripts/package';
-import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
-import { createSite, prepareDatabase, readDb } from '../harness/ghost-site';
-import { startKuduServer } from '../kudu-server';
-import { SERVICE_PRINCIPAL_PEM, startAzureFake } from '../azure-fake';
+import { genericEndpoint, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { createSite, prepareDatabase, readDb } from '../../testkit/harness/ghost-site';
+import { startKuduServer } from '../../testkit/kudu-server';
+import { SERVICE_PRINCIPAL_PEM, startAzureFake } from '../../testkit/azure-fake';
 
 type Scenario = (taskRoot: string) => Promise<void>;
 

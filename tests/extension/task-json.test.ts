@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv from 'ajv-draft-04';
-import { REPO_ROOT } from '../harness/agent';
+import { REPO_ROOT } from '../../testkit/harness/agent';
 
 const TASKS = path.join(REPO_ROOT, 'tasks');
 const taskDirs = fs.readdirSync(TASKS).filter((d) => fs.existsSync(path.join(TASKS, d, 'task.json')));

@@ -9,7 +9,7 @@ describe('kudu-server: command line', function () {
   it('prints its URL, serves, and exits cleanly on SIGTERM', async function () {
     if (process.platform === 'win32') this.skip();
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'kudu-cli-'));
-    const child = spawn(process.execPath, [path.join(__dirname, 'cli.js'), '--home', home, '--user', 'u', '--password', 'p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(__dirname, '..', '..', 'testkit', 'kudu-server', 'cli.js'), '--home', home, '--user', 'u', '--password', 'p'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';

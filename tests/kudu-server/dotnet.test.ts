@@ -2,9 +2,9 @@ import { strict as assert } from 'node:assert';
 import {
   DEFAULT_DATETIME_JSON, jsonDateTimeOffsetUtc, jsonDateTimeUtc, logTimestamp, parseJsonDateTime, runIdFromTicks, ticksFromUnixMs,
   timeSpanText, UNIX_EPOCH_TICKS, vfsEtagFromTicks,
-} from './dotnet';
-import { splitArguments } from './job-run';
-import { parseRange } from './vfs';
+} from '../../testkit/kudu-server/dotnet';
+import { splitArguments } from '../../testkit/kudu-server/job-run';
+import { parseRange } from '../../testkit/kudu-server/vfs';
 
 describe('kudu-server: .NET formats and parsing helpers', function () {
   const t = ticksFromUnixMs(Date.UTC(2016, 4, 19, 21, 49, 38, 193)) + 3245n; // ...38.1933245

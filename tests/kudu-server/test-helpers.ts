@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as yauzl from 'yauzl';
 import * as yazl from 'yazl';
-import { KuduServer, KuduServerOptions, startKuduServer } from './server';
+import { KuduServer, KuduServerOptions, startKuduServer } from '../../testkit/kudu-server/server';
 
 export const AUTH = 'Basic ' + Buffer.from('user:pass').toString('base64');
 

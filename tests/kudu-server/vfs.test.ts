@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ticksFromUnixNs, vfsEtagFromTicks } from './dotnet';
+import { ticksFromUnixNs, vfsEtagFromTicks } from '../../testkit/kudu-server/dotnet';
 import { api, rawRequest, startTestServer, stopTestServer, TestServer, writeFile } from './test-helpers';
 
 const TEXT = '0123456789abcdefghij'; // 20 bytes

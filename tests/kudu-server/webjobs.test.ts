@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isAlive } from './process-tree';
+import { isAlive } from '../../testkit/kudu-server/process-tree';
 import {
   api, outputLog, runJob, startTestServer, stopTestServer, TestServer, uploadJob, waitFor, waitForRunEnd, zipBuffer,
 } from './test-helpers';

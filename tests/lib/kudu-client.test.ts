@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { KuduClient } from '../../lib/kudu/client';
 import { basicCredential } from '../../lib/kudu/credentials';
 import { KuduError } from '../../lib/kudu/errors';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 
 describe('lib/kudu KuduClient', function () {
   this.timeout(60_000);

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { KuduClient, lastWriteFromVfsEtag, parseVfsTime } from '../../lib/kudu/client';
 import { basicCredential } from '../../lib/kudu/credentials';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 
 describe('KuduClient.readRange', function () {
   this.timeout(60_000);

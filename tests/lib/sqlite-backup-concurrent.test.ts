@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { backupSqlite } from '../../lib/sqlite/backup';
 import { parseHeader } from '../../lib/sqlite/header';
-import { AppProcess, BACKUP_CLI, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256, probeWrites, type AppStats, type WriteProbe } from '../harness/sqlite-app';
+import { AppProcess, BACKUP_CLI, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256, probeWrites, type AppStats, type WriteProbe } from '../../testkit/harness/sqlite-app';
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 

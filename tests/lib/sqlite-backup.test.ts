@@ -14,16 +14,15 @@ import { backupSqlite, SqliteBackupError, type BackupOptions } from '../../lib/s
 import { partialFileFor } from '../../lib/sqlite/backup-files';
 import { parseHeader } from '../../lib/sqlite/header';
 import { SqliteFileError } from '../../lib/sqlite/verify';
-import type { Log } from '../../lib/task/log';
-import { BACKUP_CLI, ConnectionProcess, killAllApps } from '../harness/sqlite-app';
+import { memoryLog, type Log } from '../../lib/log';
+import { BACKUP_CLI, ConnectionProcess, killAllApps } from '../../testkit/harness/sqlite-app';
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 const header = (f: string) => parseHeader(fs.readFileSync(f).subarray(0, 100));
 
-/** A log that keeps its lines (lib/task/log's memoryLog would load task-lib, which writes a .taskkey file). */
+/** A log that keeps its lines (lib/log's memoryLog; lib/task/log would load task-lib, which writes a .taskkey file). */
 export function collectingLog(): Log & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(`WARNING: ${m}`), debug: () => undefined, external: (t) => lines.push(t) };
+  return memoryLog();
 }
 
 describe('lib/sqlite backupSqlite', function () {

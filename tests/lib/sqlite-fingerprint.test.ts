@@ -20,7 +20,7 @@ import {
   walFrameOffset,
   type DatabaseFingerprint,
 } from '../../lib/sqlite/fingerprint';
-import { ConnectionProcess, createAppDatabase, killAllApps } from '../harness/sqlite-app';
+import { ConnectionProcess, createAppDatabase, killAllApps } from '../../testkit/harness/sqlite-app';
 
 /** A database header as SQLite writes it: magic, page size, versions (1 rollback, 2 WAL), counter, page count. */
 function header(o: { pageSize?: number; wal?: boolean; cc?: number; pages?: number } = {}): Buffer {

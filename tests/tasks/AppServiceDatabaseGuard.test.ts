@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fingerprintFromBytes, formatFingerprint, parseWalHeader } from '../../lib/sqlite/fingerprint';
-import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
-import { AppProcess, checkAppDatabase, ConnectionProcess, createAppDatabase, killAllApps } from '../harness/sqlite-app';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { genericEndpoint, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { AppProcess, checkAppDatabase, ConnectionProcess, createAppDatabase, killAllApps } from '../../testkit/harness/sqlite-app';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 
 const DATA = 'site/wwwroot/content/data';
 const BUMP = "UPDATE counters SET value = value + 1 WHERE name = 'ops'";

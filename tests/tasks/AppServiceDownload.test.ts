@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { fingerprintFromBytes, formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { MANIFEST_FORMAT, writeManifest, type BackupManifest } from '../../lib/sqlite/manifest';
-import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { genericEndpoint, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 import { craftZip } from '../lib/archive-helpers';
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');

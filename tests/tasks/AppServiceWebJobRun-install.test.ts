@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { version } from '../../package.json';
-import { genericEndpoint, runTask, type TaskRun } from '../harness/agent';
-import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256 } from '../harness/sqlite-app';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { genericEndpoint, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps, ledgerSha256 } from '../../testkit/harness/sqlite-app';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 
 const JOBS = 'site/wwwroot/App_Data/jobs/triggered';
 

@@ -5,8 +5,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { genericEndpoint, linesLeaking, runTask, type TaskRun } from '../harness/agent';
-import { startKuduServer, type KuduServer } from '../kudu-server';
+import { genericEndpoint, linesLeaking, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
 
 const PASSWORD = 'pa55-w0rd-that-must-not-leak';
 

@@ -8,9 +8,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { linesLeaking, runTask, type TaskRun } from '../harness/agent';
-import { startKuduServer, type KuduServer } from '../kudu-server';
-import { APP_SERVICE_AUDIENCE, SERVICE_PRINCIPAL_PEM, startAzureFake, type AzureFake, type AzureFakeOptions, type FakePrincipal, type Role } from '../azure-fake';
+import { linesLeaking, runTask, type TaskRun } from '../../testkit/harness/agent';
+import { startKuduServer, type KuduServer } from '../../testkit/kudu-server';
+import { APP_SERVICE_AUDIENCE, SERVICE_PRINCIPAL_PEM, startAzureFake, type AzureFake, type AzureFakeOptions, type FakePrincipal, type Role } from '../../testkit/azure-fake';
 
 const SECRET = 'sp-secret-value-that-must-not-leak';
 const CONNECTION = 'arm-conn';

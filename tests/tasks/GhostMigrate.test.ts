@@ -1,15 +1,15 @@
 /**
  * GhostMigrate@1 run as the agent runs it, on real SQLite files, with the real knex-migrator 6
- * running the fixture's migrations (tests/fixtures/ghost, a Ghost 6.2 layout).
- * Each test gets its own copy of the fixture (see tests/harness/ghost-site.ts) and a database
+ * running the fixture's migrations (testkit/fixtures/ghost, a Ghost 6.2 layout).
+ * Each test gets its own copy of the fixture (see testkit/harness/ghost-site.ts) and a database
  * copied from templates made once: one at 6.0 (6.1 and 6.2 pending, 4 migrations) and one at 6.2.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runTask, type TaskRun } from '../harness/agent';
-import { createSite, prepareDatabase, processAlive, readDb, setLock, sha256, type GhostSite } from '../harness/ghost-site';
+import { runTask, type TaskRun } from '../../testkit/harness/agent';
+import { createSite, prepareDatabase, processAlive, readDb, setLock, sha256, type GhostSite } from '../../testkit/harness/ghost-site';
 
 const PENDING_AT_60 = [
   ['6.1', '2025-09-02-10-00-00-add-newsletters-table.js'],

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import AdmZip from 'adm-zip';
 import Database from 'better-sqlite3';
-import { runTask, type TaskRun } from '../harness/agent';
+import { runTask, type TaskRun } from '../../testkit/harness/agent';
 import { rawList } from '../lib/archive-helpers';
 
 const MTIME = new Date('2026-11-20T08:30:00Z');

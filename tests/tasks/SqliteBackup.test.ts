@@ -1,5 +1,5 @@
 /**
- * SqliteBackup@1 run the way the agent runs it (tests/harness/agent.ts), on real files, with the
+ * SqliteBackup@1 run the way the agent runs it (testkit/harness/agent.ts), on real files, with the
  * app writing in another process for one of the runs.
  */
 import * as assert from 'node:assert/strict';
@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { compareFingerprints, fingerprintFromBytes, parseFingerprint } from '../../lib/sqlite/fingerprint';
-import { runTask, type TaskRun } from '../harness/agent';
-import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../harness/sqlite-app';
+import { runTask, type TaskRun } from '../../testkit/harness/agent';
+import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../../testkit/harness/sqlite-app';
 
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 

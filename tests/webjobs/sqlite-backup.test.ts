@@ -13,8 +13,8 @@ import { version } from '../../package.json';
 import { compareFingerprints, fingerprintFromBytes, parseFingerprint } from '../../lib/sqlite/fingerprint';
 import { MANIFEST_FORMAT, parseManifest } from '../../lib/sqlite/manifest';
 import { splitArguments } from '../../webjobs/sqlite-backup/run';
-import { REPO_ROOT } from '../harness/agent';
-import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../harness/sqlite-app';
+import { REPO_ROOT } from '../../testkit/harness/agent';
+import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../../testkit/harness/sqlite-app';
 
 const RUN_JS = path.resolve(__dirname, '..', '..', 'webjobs', 'sqlite-backup', 'run.js');
 const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');

@@ -29,10 +29,11 @@ import { version } from '../../package.json';
 import { backupSqlite, SqliteBackupError, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
-import { formatBytes } from '../../lib/sqlite/live-database';
+import { formatBytes } from '../../lib/format';
+import { neutraliseCommands } from '../../lib/text';
 import { manifestFileFor, manifestFromReport, writeManifest } from '../../lib/sqlite/manifest';
 import { SqliteFileError } from '../../lib/sqlite/verify';
-import type { Log } from '../../lib/task/log';
+import { lineLog, type Log } from '../../lib/log';
 
 export const DEFAULT_SOURCE = 'site/wwwroot/content/data/ghost.db';
 export const DEFAULT_DESTINATION = 'site/wwwroot/content/data/backup.db';
@@ -42,7 +43,7 @@ class UsageError extends Error {}
 
 /** Writes whole lines straight to stdout, so that they interleave cleanly with the heartbeat thread's. */
 function print(line: string): void {
-  fs.writeSync(1, `${line}\n`);
+  fs.writeSync(1, `${neutraliseCommands(line)}\n`);
 }
 
 /**
@@ -133,14 +134,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 
   const heartbeat = startHeartbeat(options.heartbeatMs);
+  const base = lineLog(print);
   const log: Log = {
+    ...base,
     info: (m) => {
-      print(m);
+      base.info(m);
       heartbeat.status(m);
     },
-    warn: (m) => print(`WARNING: ${m}`),
-    debug: () => undefined,
-    external: (t) => print(t.replace(/\n$/, '')),
   };
   const printProgress = progressPrinter(print, Math.min(options.heartbeatMs, 10_000));
   try {

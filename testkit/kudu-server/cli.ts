@@ -1,4 +1,4 @@
-// `node out/tests/kudu-server/cli.js --home <dir> [--port N] [--user u --password p] [--setting NAME=VALUE]...`
+// `node out/testkit/kudu-server/cli.js --home <dir> [--port N] [--user u --password p] [--setting NAME=VALUE]...`
 // Prints the URL on the first line of stdout, then serves until SIGINT/SIGTERM.
 import { startKuduServer } from './server';
 

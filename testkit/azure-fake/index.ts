@@ -1,6 +1,6 @@
 /**
  * A local stand-in for the Azure services an Azure Resource Manager service connection talks to,
- * served over HTTPS on 127.0.0.1 with the test certificate in tests/fixtures/azure (MSAL accepts
+ * served over HTTPS on 127.0.0.1 with the test certificate in testkit/fixtures/azure (MSAL accepts
  * only an https:// authority):
  *
  * - Microsoft Entra ID: OIDC metadata and the v2 token endpoint (client secret, certificate
@@ -30,7 +30,7 @@ import { handleArm } from './arm';
 import { handleEntra } from './entra';
 import { startScmProxy, type ScmProxy } from './scm-proxy';
 
-const FIXTURES = path.join(REPO_ROOT, 'tests', 'fixtures', 'azure');
+const FIXTURES = path.join(REPO_ROOT, 'testkit', 'fixtures', 'azure');
 /** For NODE_EXTRA_CA_CERTS in task processes. */
 export const TEST_CA_FILE = path.join(FIXTURES, 'ca.pem');
 export const SERVICE_PRINCIPAL_PEM = path.join(FIXTURES, 'service-principal.pem');

@@ -1,5 +1,5 @@
 /**
- * Throwaway Ghost folders for the GhostMigrate tests: a copy of tests/fixtures/ghost in a temp
+ * Throwaway Ghost folders for the GhostMigrate tests: a copy of testkit/fixtures/ghost in a temp
  * folder, its `node_modules` a symlink (a junction on Windows) to this repository's, so the
  * REAL knex-migrator, knex and better-sqlite3 are what Ghost's folder "has installed". The copy
  * lives outside the repository on purpose: from there, without the link, nothing resolves, which
@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { REPO_ROOT } from './agent';
 
-export const GHOST_FIXTURE = path.join(REPO_ROOT, 'tests', 'fixtures', 'ghost');
+export const GHOST_FIXTURE = path.join(REPO_ROOT, 'testkit', 'fixtures', 'ghost');
 /** The version of the fixture's Ghost (its package.json). */
 export const FIXTURE_VERSION = (JSON.parse(fs.readFileSync(path.join(GHOST_FIXTURE, 'package.json'), 'utf8')) as { version: string }).version;
 
