@@ -111,6 +111,10 @@ export interface MigratorConfigProbe {
   subfolder: string;
   client: string | null;
   filename: string | null;
+  /** Ghost's content folder (absolute), from its config module, when the probe could load it. */
+  contentPath: string | null;
+  /** Where Ghost's logger writes its files (loggingrc.js's path), when known. */
+  logsPath: string | null;
 }
 
 /**
@@ -128,6 +132,19 @@ var config = require(file);
 if (config && config[Symbol.toStringTag] === 'Module' && 'default' in config) config = config.default;
 var db = (config && config.database) || {};
 var conn = db.connection;
+var contentPath = null, logsPath = null;
+// Ghost 4+ keeps its config in core/shared/config, 1.x-3.x in core/server/config.
+['core/shared/config', 'core/server/config'].some(function (m) {
+  try {
+    var paths = require(path.join(process.cwd(), m)).get('paths');
+    contentPath = paths && paths.contentPath ? String(paths.contentPath) : null;
+    return true;
+  } catch (e) { return false; }
+});
+try {
+  var rc = require(path.join(process.cwd(), 'loggingrc'));
+  if (rc && rc.path) logsPath = String(rc.path);
+} catch (e) {}
 var filename = typeof conn === 'string' ? conn : (conn && conn.filename);
 fs.writeFileSync(out, JSON.stringify({
   node: process.version,
@@ -135,7 +152,9 @@ fs.writeFileSync(out, JSON.stringify({
   migrationPath: config.migrationPath ? String(config.migrationPath) : null,
   subfolder: config.subfolder ? String(config.subfolder) : 'versions',
   client: db.client ? String(db.client) : null,
-  filename: filename ? String(filename) : null
+  filename: filename ? String(filename) : null,
+  contentPath: contentPath,
+  logsPath: logsPath
 }));
 process.exit(0);
 `;
@@ -162,7 +181,10 @@ export async function probeMigratorConfig(install: GhostInstall, node: string, e
       );
     }
     const probe = JSON.parse(fs.readFileSync(out, 'utf8')) as MigratorConfigProbe;
-    if (probe.migrationPath) probe.migrationPath = path.resolve(install.root, probe.migrationPath);
+    for (const key of ['migrationPath', 'contentPath', 'logsPath'] as const) {
+      const value = probe[key];
+      if (value) probe[key] = path.resolve(install.root, value);
+    }
     return probe;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -3,29 +3,37 @@
  * the database holds afterwards rather than by the migrator's exit code, and undone byte for byte
  * when they fail.
  *
- * Before: find Ghost (MigratorConfig.js, its knex-migrator), check the database file, load
- * MigratorConfig.js as knex-migrator will (it must name our file), read the migration tables,
- * copy the file aside. Run: knex-migrator (or the user's command) in ghostRoot with a deadline.
- * After: integrity_check, the lock released, no migration pending for Ghost's version. Any
- * failure puts the copy back.
+ * The steps, in `migrateGhost`'s order: find Ghost (MigratorConfig.js, its knex-migrator); read
+ * the database as it is; load MigratorConfig.js as knex-migrator will (it must name our file);
+ * judge the database as Ghost would before anything runs; copy the file aside; run knex-migrator
+ * (or the user's command) in ghostRoot with a deadline, Ghost logging to stdout and not exporting
+ * the site; judge the database afterwards (integrity, lock, nothing pending). Any failure puts the
+ * copy back and says why, in Ghost's own words.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Log } from '../../lib/log';
 import { SqliteFileError, verifySqliteFile } from '../../lib/sqlite/verify';
+import { cleanText } from '../../lib/text';
+import { failureMessage } from './failure';
+import { listExports, removeNewExports, SKIP_EXPORT_ENV } from './ghost-export';
+import { markErrorLogs, readAppendedErrors, type ErrorLogMark } from './ghost-logs';
 import { inspectGhostRoot, probeMigratorConfig, type GhostInstall, type MigratorConfigProbe } from './ghost-root';
 import {
   addedRows,
   checkHealth,
-  compareVersions,
+  compareMigrationVersions,
   describePending,
   highestVersion,
   readDatabaseState,
   releaseLock,
+  summarisePending,
+  summariseVersions,
   type DatabaseState,
   type Health,
   type MigrationRow,
 } from './migration-state';
+import { diagnose, problem, type Cause, type Problem } from './problems';
 import { errorLines, formatMinutes, runMigrator, type MigratorRun } from './run-migrator';
 import { discardSnapshot, restoreSnapshot, takeSnapshot, type Snapshot } from './snapshot';
 
@@ -67,12 +75,18 @@ export interface MigrationReport {
   versionBefore?: string;
   /** The highest version recorded in the database as it is now. */
   databaseVersion?: string;
+  /** Every pending version with its count, in version order (the summary shows it whole). */
   pendingBefore: string;
   lockReleasedFrom?: string | null;
+  /** Ghost's pre-migration exports the run left in content/data, removed by the task. */
+  removedExports: string[];
   durationMs?: number;
   warnings: string[];
   failure?: {
-    problems: string[];
+    problems: Problem[];
+    /** What Ghost's own lines say happened. */
+    cause: Cause;
+    /** Ghost's error lines, from its output and its error log; cleaned (outside text). */
     errorLines: string[];
     /** 'restored': byte-identical again; 'kept': left as the migrator left it; 'restore-failed'. */
     database: 'restored' | 'kept' | 'restore-failed';
@@ -93,7 +107,40 @@ export class MigrationFailedError extends Error {
 
 const SQLITE_CLIENTS = ['sqlite3', 'better-sqlite3'];
 
+/** One run of the task: what it was given, what it found, and what it will report. */
+interface Migration {
+  options: MigrateOptions;
+  log: Log;
+  install: GhostInstall;
+  database: string;
+  report: MigrationReport;
+  /** The migrator's environment: Ghost's config reads the database, logging and export settings from it. */
+  env: NodeJS.ProcessEnv;
+  before?: DatabaseState;
+  config?: MigratorConfigProbe;
+  /** Ghost's major.minor: every folder up to it must be recorded. */
+  target?: string;
+  warn(message: string): void;
+}
+
 export async function migrateGhost(options: MigrateOptions, log: Log): Promise<MigrationReport> {
+  const m = startMigration(options, log);
+  readDatabaseBefore(m);
+  await loadMigratorConfig(m);
+  judgeBefore(m);
+  const snapshot = takeSnapshot(m.database, options.tempDir);
+  if (snapshot.existed) log.info(`Copied the database aside (${snapshot.bytes} bytes, sha256 ${snapshot.sha256}) to ${snapshot.copy}.`);
+  let judged: Judged;
+  try {
+    judged = await runAndJudge(m);
+  } catch (err) {
+    throw restoreAfterError(err, snapshot, options);
+  }
+  if (!judged.problems.length && judged.after) return succeed(m, snapshot, judged.after);
+  throw fail(m, snapshot, judged);
+}
+
+function startMigration(options: MigrateOptions, log: Log): Migration {
   const install = inspectGhostRoot(options.ghostRoot);
   const database = path.resolve(install.root, options.databasePath);
   const report: MigrationReport = {
@@ -105,16 +152,20 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
     knexMigratorVersion: install.knexMigrator.version,
     applied: [],
     pendingBefore: '',
+    removedExports: [],
     warnings: [],
   };
+  log.info(`Ghost ${install.ghostVersion?.full ?? '(no version in package.json)'} in ${install.root}, knex-migrator ${install.knexMigrator.version}.`);
   const warn = (message: string) => {
     report.warnings.push(message);
     log.warn(message);
   };
-  log.info(`Ghost ${install.ghostVersion?.full ?? '(no version in package.json)'} in ${install.root}, knex-migrator ${install.knexMigrator.version}.`);
+  return { options, log, install, database, report, env: migratorEnv(options, database), warn };
+}
 
-  // The database as it is before anything runs.
-  let before: DatabaseState | undefined;
+/** The database as it is before anything runs; refuses a missing, damaged or locked one. */
+function readDatabaseBefore(m: Migration): void {
+  const { options, database, report, log } = m;
   if (!report.existedBefore) {
     if (!options.initIfMissing) {
       throw new Error(
@@ -123,76 +174,226 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
       );
     }
     log.info(`${database} does not exist: it will be created and initialised (initIfMissing).`);
-  } else {
-    before = checkDatabaseBefore(database);
-    report.versionBefore = highestVersion(before.rows);
-    log.info(`Database ${database}: ${before.rows.length} migrations recorded, highest version ${report.versionBefore ?? 'none'}.`);
+    return;
   }
-  if (before?.lock.locked && options.whenLocked === 'fail') {
+  const before = checkDatabaseBefore(database);
+  m.before = before;
+  report.versionBefore = highestVersion(before.rows);
+  log.info(`Database ${database}: ${before.rows.length} migrations recorded, highest version ${report.versionBefore ?? 'none'}.`);
+  if (before.lock.locked && options.whenLocked === 'fail') {
     throw new Error(
-      `The database's migration lock is set (migrations_lock.locked = 1${before.lock.acquiredAt ? `, acquired ${before.lock.acquiredAt}` : ''}): ` +
+      `The database's migration lock is set (migrations_lock.locked = 1${before.lock.acquiredAt ? `, acquired ${cleanText(before.lock.acquiredAt)}` : ''}): ` +
         `a migration was killed before it finished, or the copy was taken while Ghost was migrating. Nothing was run. ` +
         `If the site runs normally on this database, set whenLocked: release and the task will release the lock before migrating (and check the result); ` +
         `to release it by hand: UPDATE migrations_lock SET locked=0 WHERE lock_key='km01'. If a migration really was interrupted, take a fresh backup of the site's database first.`,
     );
   }
+}
 
-  // MigratorConfig.js, loaded the way the migrator will load it, must point at this file.
-  const env = migratorEnv(options, database, undefined);
+/** MigratorConfig.js, loaded the way the migrator will load it, must point at this file. */
+async function loadMigratorConfig(m: Migration): Promise<void> {
+  const { options, install, database, env, log } = m;
   let config = await probeMigratorConfig(install, options.node, env);
-  if (!config.client || !SQLITE_CLIENTS.includes(config.client)) {
-    warn(
-      `Ghost's config for NODE_ENV=${options.nodeEnv} uses the database client '${config.client ?? '(none)'}'. ` +
-        `The task sets database__client=sqlite3 so that the migrations run on ${path.basename(database)} and on no other database.`,
-    );
+  if (config.client && SQLITE_CLIENTS.includes(config.client)) {
+    // Pinned: a command that changes folder would otherwise read another config.<env>.json, or Ghost's built-in MySQL.
+    env.database__client = config.client;
+  } else {
+    noteClient(m, config.client);
     env.database__client = 'sqlite3';
     config = await probeMigratorConfig(install, options.node, env);
   }
   checkConfigTargets(config, database, options.nodeEnv, install);
-  report.nodeVersion = config.node;
-  report.currentVersion = config.currentVersion;
+  m.config = config;
+  m.report.nodeVersion = config.node;
+  m.report.currentVersion = config.currentVersion;
   log.info(`Node.js ${config.node} (${options.node}); MigratorConfig.js: currentVersion ${config.currentVersion}, migrations in ${config.migrationPath}.`);
+}
 
-  const target = install.ghostVersion?.safe ?? config.currentVersion!;
-  if (install.ghostVersion && config.currentVersion && compareVersions(config.currentVersion, install.ghostVersion.safe) !== 0) {
-    warn(
-      `MigratorConfig.js gives currentVersion ${config.currentVersion}, but Ghost's package.json in ghostRoot says ${install.ghostVersion.full}: ` +
+/**
+ * Ghost's built-in production config names MySQL; the task sets SQLite for the migrator, so that
+ * is only worth a line. It matters when the site's own config file names another client: the
+ * deployed Ghost would then not use the file migrated here.
+ */
+function noteClient(m: Migration, client: string | null): void {
+  const { options, database } = m;
+  const file = `config.${options.nodeEnv}.json`;
+  const sets = `The task sets database__client=sqlite3 so that the migrations run on ${path.basename(database)} and on no other database.`;
+  const siteClient = siteConfigClient(path.join(m.install.root, file));
+  if (siteClient && !SQLITE_CLIENTS.includes(siteClient)) {
+    m.warn(
+      `The site's ${file} uses the database client '${cleanText(siteClient, 40)}'. ${sets} ` +
+        `Unless the App Service's settings set database__client and database__connection__filename, the deployed Ghost will not use this SQLite file.`,
+    );
+  } else {
+    m.log.info(`Ghost's built-in config for NODE_ENV=${options.nodeEnv} uses the database client '${cleanText(client ?? '(none)', 40)}'. ${sets}`);
+  }
+}
+
+/** `database.client` of the site's own config file, if it has one that parses. */
+function siteConfigClient(file: string): string | undefined {
+  try {
+    if (fs.statSync(file).size > 1 << 20) return undefined;
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { database?: { client?: unknown } };
+    return typeof json?.database?.client === 'string' ? json.database.client : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** knex-migrator's health rule before the run: what is pending, and whether a newer Ghost was here. */
+function judgeBefore(m: Migration): void {
+  const { install, config, before, report, log } = m;
+  const target = install.ghostVersion?.safe ?? config!.currentVersion!;
+  m.target = target;
+  if (install.ghostVersion && config!.currentVersion && compareMigrationVersions(config!.currentVersion, install.ghostVersion.safe) !== 0) {
+    m.warn(
+      `MigratorConfig.js gives currentVersion ${config!.currentVersion}, but Ghost's package.json in ghostRoot says ${install.ghostVersion.full}: ` +
         `knex-migrator skips migrations of versions above its currentVersion. Ghost reads its version from the package.json nearest the working directory.`,
     );
   }
-  const healthBefore = before ? checkHealth(before.rows, config.migrationPath!, config.subfolder, target) : undefined;
-  report.pendingBefore = healthBefore ? describePending(healthBefore.pending) : 'all (new database)';
-  if (healthBefore) {
-    log.info(healthBefore.pending.length ? `Pending for Ghost ${target}: ${report.pendingBefore}.` : `No migration pending for Ghost ${target}.`);
-    if (healthBefore.unknownVersions.length) {
-      warn(
-        `The database records migrations of versions this Ghost has no folder for (${healthBefore.unknownVersions.join(', ')}): a newer Ghost has migrated it. ` +
-          `Ghost ${install.ghostVersion?.full ?? target} may not run on it; deploy the newer Ghost, or restore a backup taken before that upgrade.`,
-      );
-    }
+  if (!before) {
+    report.pendingBefore = 'all (new database)';
+    return;
   }
+  const health = checkHealth(before.rows, config!.migrationPath!, config!.subfolder, target);
+  report.pendingBefore = describePending(health.pending);
+  log.info(health.pending.length ? `Pending for Ghost ${target}: ${summarisePending(health.pending)}.` : `No migration pending for Ghost ${target}.`);
+  if (health.retiredVersions.length) {
+    log.debug(`Recorded versions this Ghost has merged or removed (knex-migrator ignores them): ${health.retiredVersions.join(', ')}.`);
+  }
+  if (health.newerVersions.length) {
+    const versions = health.newerVersions.map((v) => cleanText(v, 40));
+    m.warn(
+      `The database records migrations of versions newer than this Ghost knows (${summariseVersions(versions)}): a newer Ghost has migrated it. ` +
+        `Ghost ${install.ghostVersion?.full ?? target} may not run on it; deploy the newer Ghost, or restore a backup taken before that upgrade.`,
+    );
+  }
+}
 
-  // Copy aside; from here on every way out leaves the database as it was, or says it did not.
-  const snapshot = takeSnapshot(database, options.tempDir);
-  if (snapshot.existed) log.info(`Copied the database aside (${snapshot.bytes} bytes, sha256 ${snapshot.sha256}) to ${snapshot.copy}.`);
-  let judged: Judged;
+interface Judged {
+  run: MigratorRun;
+  /** Empty when the run succeeded. */
+  problems: Problem[];
+  /** The database's tables after the run, when it could be read. */
+  after?: DatabaseState;
+  /** What Ghost appended to its error logs during the run. */
+  loggedErrors: string[];
+}
+
+/** The stale lock released (on request), the migrator run, and the database judged afterwards. */
+async function runAndJudge(m: Migration): Promise<Judged> {
+  const { options, database, before, config } = m;
+  if (before?.lock.locked) releaseStaleLock(m);
+  if (!before) fs.mkdirSync(path.dirname(database), { recursive: true });
+  const exportDirs = ghostExportDirs(m);
+  const exportsBefore = listExports(exportDirs);
+  const logMark = markErrorLogs(config!.logsPath ?? path.join(config!.contentPath ?? path.join(m.install.root, 'content'), 'logs'));
+
+  const run = await startMigrator(m);
+  const loggedErrors = readLoggedErrors(logMark, m.log);
+  removeExports(m, exportsBefore, exportDirs);
+  if (run.leftovers) m.warn('The migrator exited but left processes running; they were killed so that nothing else writes to the database.');
+
+  // Judge by the database, whatever the exit code said.
+  const problems = runProblems(run, options);
+  if (run.timedOut || run.cancelled) return { run, problems, loggedErrors };
+  const { after, health } = checkDatabaseAfter(database, config!, m.target!, problems);
+  if (health && problems.length) explainPending(health, run, config!, m.install, problems);
+  return { run, problems, after, loggedErrors };
+}
+
+function releaseStaleLock(m: Migration): void {
+  const acquiredAt = m.before!.lock.acquiredAt;
+  m.warn(
+    `The migration lock was set${acquiredAt ? ` (acquired ${cleanText(acquiredAt)})` : ''}, left by a migration that did not finish. ` +
+      `Releasing it before migrating (whenLocked: release); the result is checked as usual.`,
+  );
+  releaseLock(m.database);
+  m.report.lockReleasedFrom = acquiredAt;
+}
+
+async function startMigrator(m: Migration): Promise<MigratorRun> {
+  const { options, install, database, env, report, log } = m;
+  const init = !m.before && !options.command;
+  const program = { file: options.node, args: [install.knexMigrator.bin(init ? 'init' : 'migrate'), '--mgpath', install.root] };
+  report.ran = options.command ?? `node ${path.relative(install.root, program.args[0])} --mgpath ${install.root}`;
+  log.info(
+    `Running ${options.command ? `'${options.command}'` : `knex-migrator ${init ? 'init' : 'migrate'}`} in ${install.root} ` +
+      `(NODE_ENV=${options.nodeEnv}, database__connection__filename=${database}${env.database__client ? `, database__client=${env.database__client}` : ''}; ` +
+      `Ghost logs to stdout and skips its own JSON export: the task keeps a copy of the database), timeout ${formatMinutes(options.timeoutMs)}.`,
+  );
+  const run = await runMigrator({ cwd: install.root, env, timeoutMs: options.timeoutMs, ...(options.command ? { shell: options.command } : { program }) }, log);
+  report.durationMs = run.durationMs;
+  return run;
+}
+
+/** Where Ghost writes its pre-migration export: content/data, which is usually the database's folder. */
+function ghostExportDirs(m: Migration): string[] {
+  const dirs = [path.dirname(m.database)];
+  if (m.config?.contentPath) dirs.push(path.join(m.config.contentPath, 'data'));
+  return dirs;
+}
+
+function removeExports(m: Migration, before: Set<string>, dirs: string[]): void {
+  const removed = removeNewExports(before, dirs);
+  for (const { file, bytes } of removed) {
+    m.log.info(
+      `Removed ${file} (${bytes} bytes): Ghost's own JSON export of the whole site, written by its pre-migration hook, which this Ghost cannot be told to skip. ` +
+        `The task's copy of the database already covers it, and it would otherwise be packaged and deployed.`,
+    );
+  }
+  m.report.removedExports.push(...removed.map((r) => path.basename(r.file)));
+}
+
+function readLoggedErrors(mark: ErrorLogMark, log: Log): string[] {
   try {
-    judged = await runAndJudge({ options, install, database, before, config, env, target, report, warn }, log);
+    return readAppendedErrors(mark);
   } catch (err) {
-    throw restoreAfterError(err, snapshot, options);
+    log.debug(`Could not read Ghost's error logs in ${mark.dir}: ${(err as Error).message}`);
+    return [];
   }
-  const { run, problems, after } = judged;
+}
 
-  if (!problems.length && after) {
+/** An unexpected error after the copy was taken: put the copy back before reporting it. */
+function restoreAfterError(err: unknown, snapshot: Snapshot, options: MigrateOptions): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!options.restoreOnFailure) {
+    return new Error(`${message}\nThe database was left as it is (restoreOnFailure: false)${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}.`, { cause: err });
+  }
+  try {
+    restoreSnapshot(snapshot);
     discardSnapshot(snapshot);
-    report.applied = addedRows(before?.rows ?? [], after.rows);
-    report.databaseVersion = highestVersion(after.rows);
-    report.status = !report.existedBefore ? 'initialised' : report.applied.length ? 'migrated' : 'up-to-date';
-    logApplied(report, log);
-    return report;
+    return new Error(`${message}\nThe database was restored to what it was before the task.`, { cause: err });
+  } catch (restoreErr) {
+    return new Error(
+      `${message}\nRestoring the database failed too (${(restoreErr as Error).message})${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}. Do not deploy ${snapshot.file}.`,
+      { cause: err },
+    );
   }
+}
 
-  report.failure = { problems, errorLines: errorLines(run.lines), database: 'kept', sha256: snapshot.existed ? snapshot.sha256 : undefined };
+function succeed(m: Migration, snapshot: Snapshot, after: DatabaseState): MigrationReport {
+  const { report, before, log } = m;
+  discardSnapshot(snapshot);
+  report.applied = addedRows(before?.rows ?? [], after.rows);
+  report.databaseVersion = highestVersion(after.rows);
+  report.status = !report.existedBefore ? 'initialised' : report.applied.length ? 'migrated' : 'up-to-date';
+  logApplied(report, log);
+  return report;
+}
+
+/** Puts the copy back (unless told not to) and builds the error that says what happened. */
+function fail(m: Migration, snapshot: Snapshot, judged: Judged): MigrationFailedError {
+  const { report, options, before } = m;
+  const { run, problems, after, loggedErrors } = judged;
+  const output = run.lines.map((l) => l.text);
+  report.failure = {
+    problems,
+    cause: diagnose([...output, ...loggedErrors], run),
+    errorLines: mergeErrorLines(errorLines(run.lines), loggedErrors),
+    database: 'kept',
+    sha256: snapshot.existed ? snapshot.sha256 : undefined,
+  };
   if (options.restoreOnFailure) {
     try {
       restoreSnapshot(snapshot);
@@ -202,7 +403,7 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
     } catch (err) {
       report.failure.database = 'restore-failed';
       report.failure.backup = snapshot.existed ? snapshot.copy : undefined;
-      problems.push(`Restoring the database failed: ${(err as Error).message}`);
+      problems.push(problem('restore-failed', `Restoring the database failed: ${(err as Error).message}`));
     }
   } else {
     report.failure.backup = snapshot.existed ? snapshot.copy : undefined;
@@ -211,76 +412,14 @@ export async function migrateGhost(options: MigrateOptions, log: Log): Promise<M
       report.databaseVersion = highestVersion(after.rows);
     }
   }
-  throw new MigrationFailedError(failureMessage(report, options), report);
+  return new MigrationFailedError(failureMessage(report, options), report);
 }
 
-interface RunContext {
-  options: MigrateOptions;
-  install: GhostInstall;
-  database: string;
-  before: DatabaseState | undefined;
-  config: MigratorConfigProbe;
-  env: NodeJS.ProcessEnv;
-  target: string;
-  report: MigrationReport;
-  warn(message: string): void;
-}
-
-interface Judged {
-  run: MigratorRun;
-  /** Empty when the run succeeded. */
-  problems: string[];
-  /** The database's tables after the run, when it could be read. */
-  after?: DatabaseState;
-}
-
-/** The stale lock released (on request), the migrator run, and the database judged afterwards. */
-async function runAndJudge(ctx: RunContext, log: Log): Promise<Judged> {
-  const { options, install, database, before, config, env, target, report } = ctx;
-  if (before?.lock.locked) {
-    ctx.warn(
-      `The migration lock was set${before.lock.acquiredAt ? ` (acquired ${before.lock.acquiredAt})` : ''}, left by a migration that did not finish. ` +
-        `Releasing it before migrating (whenLocked: release); the result is checked as usual.`,
-    );
-    releaseLock(database);
-    report.lockReleasedFrom = before.lock.acquiredAt;
-  }
-  const init = !before && !options.command;
-  if (!before) fs.mkdirSync(path.dirname(database), { recursive: true });
-  const program = { file: options.node, args: [install.knexMigrator.bin(init ? 'init' : 'migrate'), '--mgpath', install.root] };
-  report.ran = options.command ?? `node ${path.relative(install.root, program.args[0])} --mgpath ${install.root}`;
-  log.info(
-    `Running ${options.command ? `'${options.command}'` : `knex-migrator ${init ? 'init' : 'migrate'}`} in ${install.root} ` +
-      `(NODE_ENV=${options.nodeEnv}, database__connection__filename=${database}${env.database__client ? `, database__client=${env.database__client}` : ''}), ` +
-      `timeout ${formatMinutes(options.timeoutMs)}.`,
-  );
-  const run = await runMigrator({ cwd: install.root, env, timeoutMs: options.timeoutMs, ...(options.command ? { shell: options.command } : { program }) }, log);
-  report.durationMs = run.durationMs;
-  if (run.leftovers) ctx.warn('The migrator exited but left processes running; they were killed so that nothing else writes to the database.');
-
-  // Judge by the database, whatever the exit code said.
-  const problems = runProblems(run, options);
-  if (run.timedOut || run.cancelled) return { run, problems };
-  const { after, healthAfter } = checkDatabaseAfter(database, config.migrationPath!, config, target, problems);
-  if (healthAfter && problems.length) explainPending(healthAfter, run, config, install, problems);
-  return { run, problems, after };
-}
-
-/** An unexpected error after the copy was taken: put the copy back before reporting it. */
-function restoreAfterError(err: unknown, snapshot: Snapshot, options: MigrateOptions): Error {
-  const message = err instanceof Error ? err.message : String(err);
-  if (!options.restoreOnFailure) {
-    return new Error(`${message}\nThe database was left as it is (restoreOnFailure: false)${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}.`);
-  }
-  try {
-    restoreSnapshot(snapshot);
-    discardSnapshot(snapshot);
-    return new Error(`${message}\nThe database was restored to what it was before the task.`);
-  } catch (restoreErr) {
-    return new Error(
-      `${message}\nRestoring the database failed too (${(restoreErr as Error).message})${snapshot.existed ? `; the copy taken before is ${snapshot.copy}` : ''}. Do not deploy ${snapshot.file}.`,
-    );
-  }
+/** The output's error lines, then what the error log adds; each cleaned (outside text). */
+function mergeErrorLines(fromOutput: string[], fromLog: string[], max = 25): string[] {
+  const lines = [...fromOutput];
+  for (const line of fromLog) if (!lines.some((l) => l.includes(line.replace(/^ERROR /, '').trim()))) lines.push(line);
+  return lines.slice(0, max).map((l) => cleanText(l));
 }
 
 /** Refuses what knex-migrator must not be run on; returns the tables it will work from. */
@@ -293,7 +432,7 @@ function checkDatabaseBefore(database: string): DatabaseState {
       err.kind === 'empty'
         ? ' A 0-byte ghost.db is what a plain download of the live file gives while Ghost holds it open: download a copy made with SQLite\'s backup API instead (the SqliteBackup task, or the backup WebJob).'
         : '';
-    throw new Error(`The database was not touched: ${err.message}${hint}`);
+    throw new Error(`The database was not touched: ${err.message}${hint}`, { cause: err });
   }
   const state = readDatabaseState(database);
   if (!state.initialised) {
@@ -304,8 +443,12 @@ function checkDatabaseBefore(database: string): DatabaseState {
   return state;
 }
 
-/** The environment Ghost's config reads the database from (nconf: `__` separates levels). */
-function migratorEnv(options: MigrateOptions, database: string, client: string | undefined): NodeJS.ProcessEnv {
+/**
+ * The environment Ghost's config reads (nconf: `__` separates levels): the database, logging to
+ * stdout (production logs only to files under content/logs, so a failure would print nothing),
+ * and its pre-migration export off. The site's config files are not touched.
+ */
+function migratorEnv(options: MigrateOptions, database: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(options.env ?? process.env)) {
     // The agent's task inputs and connections are not the migrator's business.
@@ -313,7 +456,8 @@ function migratorEnv(options: MigrateOptions, database: string, client: string |
   }
   env.NODE_ENV = options.nodeEnv;
   env.database__connection__filename = database;
-  if (client) env.database__client = client;
+  env.logging__transports = '["stdout"]';
+  Object.assign(env, SKIP_EXPORT_ENV);
   // `node` in a custom command, and knex-migrator's `#!/usr/bin/env node`, mean the chosen node.
   const pathKey = Object.keys(env).find((k) => k.toUpperCase() === 'PATH') ?? 'PATH';
   env[pathKey] = [path.dirname(options.node), env[pathKey]].filter(Boolean).join(path.delimiter);
@@ -350,22 +494,17 @@ function checkConfigTargets(config: MigratorConfigProbe, database: string, nodeE
   if (!config.currentVersion) throw new Error(`${name} exports no currentVersion; knex-migrator cannot run with it.`);
 }
 
-function runProblems(run: MigratorRun, options: MigrateOptions): string[] {
-  if (run.cancelled) return ['the job was cancelled while the migrator ran (it was stopped)'];
-  if (run.timedOut) return [`the migrator did not finish within ${formatMinutes(options.timeoutMs)} and was stopped, with every process it started`];
-  if (run.exitCode !== 0) return [run.exitCode === null ? `the migrator was killed (${run.signal ?? 'no exit code'})` : `the migrator exited with code ${run.exitCode}`];
+function runProblems(run: MigratorRun, options: MigrateOptions): Problem[] {
+  if (run.cancelled) return [problem('cancelled', 'the job was cancelled while the migrator ran (it was stopped)')];
+  if (run.timedOut) return [problem('timeout', `the migrator did not finish within ${formatMinutes(options.timeoutMs)} and was stopped, with every process it started`)];
+  if (run.exitCode === null) return [problem('killed', `the migrator was killed (${run.signal ?? 'no exit code'})`)];
+  if (run.exitCode !== 0) return [problem('exit-code', `the migrator exited with code ${run.exitCode}`)];
   return [];
 }
 
-function checkDatabaseAfter(
-  database: string,
-  migrationPath: string,
-  config: MigratorConfigProbe,
-  target: string,
-  problems: string[],
-): { after?: DatabaseState; healthAfter?: Health } {
+function checkDatabaseAfter(database: string, config: MigratorConfigProbe, target: string, problems: Problem[]): { after?: DatabaseState; health?: Health } {
   if (!fs.existsSync(database)) {
-    problems.push(`${database} does not exist after the run`);
+    problems.push(problem('database-missing', `${database} does not exist after the run`));
     return {};
   }
   try {
@@ -374,41 +513,51 @@ function checkDatabaseAfter(
     if (!(err instanceof SqliteFileError)) throw err;
     problems.push(
       err.kind === 'side-files'
-        ? `${err.message.split(':')[0]}: the migrator left its journal behind (it died mid-write, or a process still has the database open)`
-        : `the database fails its checks after the run: ${err.message}`,
+        ? problem('journal-left', `${err.message.split(':')[0]}: the migrator left its journal behind (it died mid-write, or a process still has the database open)`)
+        : problem('database-damaged', `the database fails its checks after the run: ${err.message}`),
     );
     return {};
   }
   const after = readDatabaseState(database);
   if (!after.initialised) {
-    problems.push(`the database has no 'migrations' table after the run: the migrator did not initialise it`);
+    problems.push(problem('not-initialised', `the database has no 'migrations' table after the run: the migrator did not initialise it`));
     return { after };
   }
-  if (after.lock.locked) problems.push(`the migration lock is still set after the run (migrations_lock.locked = 1): Ghost would refuse to start on this database`);
-  const healthAfter = checkHealth(after.rows, migrationPath, config.subfolder, target);
-  if (healthAfter.pending.length) problems.push(`migrations are still pending for Ghost ${target}: ${describePending(healthAfter.pending)}`);
-  if (healthAfter.excess.length) {
+  if (after.lock.locked) problems.push(problem('lock-still-set', `the migration lock is still set after the run (migrations_lock.locked = 1): Ghost would refuse to start on this database`));
+  const health = checkHealth(after.rows, config.migrationPath!, config.subfolder, target);
+  if (health.pending.length) problems.push(problem('still-pending', `migrations are still pending for Ghost ${target}: ${summarisePending(health.pending)}`));
+  if (health.excess.length) {
     problems.push(
-      `the migrations table has more rows than there are files for ${healthAfter.excess.map((v) => v.version).join(', ')} (knex-migrator's MIGRATION_STATE_ERROR): Ghost would refuse to start`,
+      problem(
+        'excess-rows',
+        `the migrations table has more rows than there are files for ${summariseVersions(health.excess.map((v) => v.version))} (knex-migrator's MIGRATION_STATE_ERROR): Ghost would refuse to start`,
+      ),
     );
   }
-  return { after, healthAfter };
+  return { after, health };
 }
 
-/** Why migrations can be pending after a run that exited 0: the traps the brief of this task names. */
-function explainPending(health: Health, run: MigratorRun, config: MigratorConfigProbe, install: GhostInstall, problems: string[]): void {
+/** Why migrations can be pending after a run that exited 0: the traps of custom commands. */
+function explainPending(health: Health, run: MigratorRun, config: MigratorConfigProbe, install: GhostInstall, problems: Problem[]): void {
   if (!health.pending.length || run.exitCode !== 0) return;
   const text = run.lines.map((l) => l.text);
-  const skipped = [...new Set(text.flatMap((t) => /knex-migrator is skipping (\S+)/.exec(t)?.[1] ?? []))];
+  const skipped = [...new Set(text.flatMap((t) => /knex-migrator is skipping (\S+)/.exec(t)?.[1] ?? []))].map((v) => cleanText(v, 40));
   if (skipped.length) {
     problems.push(
-      `the migrator skipped ${skipped.join(', ')} as newer than its currentVersion: MigratorConfig.js took Ghost's version from a package.json other than ghostRoot's. ` +
-        `Ghost reads it from the package.json nearest the working directory, so the command must run Ghost from ghostRoot (${install.root}) without changing folder`,
+      problem(
+        'skipped-newer',
+        `the migrator skipped ${summariseVersions(skipped)} as newer than its currentVersion: MigratorConfig.js took Ghost's version from a package.json other than ghostRoot's. ` +
+          `Ghost reads it from the package.json nearest the working directory, so the command must run Ghost from ghostRoot (${install.root}) without changing folder`,
+      ),
     );
   } else if (text.some((t) => /Rolling back:/.test(t))) {
-    problems.push(`a migration failed and was rolled back, yet the command exited 0: it does not wait for knex-migrator's migrate() (as Ghost-Azure's db.js does not), so its exit code cannot be trusted`);
+    problems.push(
+      problem('exit-0-rolled-back', `a migration failed and was rolled back, yet the command exited 0: it does not wait for knex-migrator's migrate() (as Ghost-Azure's db.js does not), so its exit code cannot be trusted`),
+    );
   } else {
-    problems.push(`the command exited 0 without applying them${config.currentVersion ? ` (knex-migrator's currentVersion was ${config.currentVersion} when the task loaded MigratorConfig.js)` : ''}`);
+    problems.push(
+      problem('exit-0-nothing-applied', `the command exited 0 without applying them${config.currentVersion ? ` (knex-migrator's currentVersion was ${config.currentVersion} when the task loaded MigratorConfig.js)` : ''}`),
+    );
   }
 }
 
@@ -418,46 +567,5 @@ function logApplied(report: MigrationReport, log: Log): void {
     return;
   }
   log.info(`${report.status === 'initialised' ? 'Initialised the database; recorded' : 'Applied'} ${report.applied.length} migration(s):`);
-  for (const row of report.applied) log.info(`  ${row.version.padEnd(8)} ${row.name}`);
-}
-
-function failureMessage(report: MigrationReport, options: MigrateOptions): string {
-  const failure = report.failure!;
-  const neutral = (s: string) => s.replace(/##vso\[/gi, '##_vso[');
-  const parts = [`Ghost's migrations failed: ${failure.problems.join('; ')}.`];
-  if (failure.errorLines.length) parts.push(`The migrator's output:\n${failure.errorLines.map((l) => `  ${neutral(l)}`).join('\n')}`);
-  switch (failure.database) {
-    case 'restored':
-      parts.push(
-        report.existedBefore
-          ? `The database was restored: ${report.database} is byte-identical to before the run (sha256 ${failure.sha256}).`
-          : `The database was removed again: ${report.database} did not exist before the run.`,
-      );
-      break;
-    case 'kept':
-      parts.push(`The database was left as the migrator left it (restoreOnFailure: false)${failure.backup ? `; the copy taken before the run is ${failure.backup}` : ''}. Do not deploy it.`);
-      break;
-    case 'restore-failed':
-      parts.push(`The database could NOT be restored; the copy taken before the run is ${failure.backup ?? '(none)'}. Do not deploy ${report.database}.`);
-  }
-  parts.push(`Next: ${advice(failure.problems, options)}`);
-  return parts.join('\n');
-}
-
-function advice(problems: string[], options: MigrateOptions): string {
-  const all = problems.join(' ');
-  if (/did not finish within/.test(all)) {
-    return `raise timeoutMinutes if the migrations need longer on this database; if one hangs, run them locally on a copy to find which. The production site was not touched.`;
-  }
-  if (/cancelled/.test(all)) return 'run the pipeline again.';
-  if (/skipped .* newer than its currentVersion/.test(all)) return `run Ghost's migrator from ghostRoot: remove any 'cd' from the command, or leave command empty to let the task run knex-migrator.`;
-  if (/exit code cannot be trusted/.test(all)) {
-    return `fix the failing migration shown above (the message names it). Leave command empty to let the task run knex-migrator directly, which reports failures properly.`;
-  }
-  if (/lock is still set/.test(all)) return 'the migrator did not release its lock; look at its output above for the reason and run again.';
-  if (/more rows than there are files/.test(all)) return 'the database was migrated by a different Ghost than the one in ghostRoot; deploy that Ghost version, or inspect the migrations table.';
-  return (
-    `read the migrator's error above: it names the migration that failed and why (often a migration that does not work on SQLite, or data it does not expect). ` +
-    `Reproduce it locally with the same Ghost on a copy of the database${options.command ? ` and '${options.command}'` : ' and `knex-migrator migrate`'}. The production site was not touched.`
-  );
+  for (const row of report.applied) log.info(`  ${cleanText(row.version, 40).padEnd(8)} ${cleanText(row.name, 200)}`);
 }

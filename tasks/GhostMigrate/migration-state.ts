@@ -65,17 +65,26 @@ export function releaseLock(file: string): void {
   }
 }
 
-/** Loose versions (`6`, `6.1`, `6.1.0`, `1.1-members`) as numbers, the way semver.coerce reads them. */
-export function parseVersion(v: string): [number, number, number] | undefined {
+/**
+ * knex-migrator's versions are loose (`6`, `6.1`, `6.1.0`, `1.1-members`): it reads them with
+ * semver.coerce, the first run of digits and dots, and orders them by that. This does the same.
+ */
+export function parseMigrationVersion(v: string): [number, number, number] | undefined {
   const m = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(v);
   return m ? [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)] : undefined;
 }
 
-export function compareVersions(a: string, b: string): number {
-  const x = parseVersion(a);
-  const y = parseVersion(b);
+/** Orders migration versions as knex-migrator does (`6.10` after `6.9`); unreadable ones first. */
+export function compareMigrationVersions(a: string, b: string): number {
+  const x = parseMigrationVersion(a);
+  const y = parseMigrationVersion(b);
   if (!x || !y) return x ? 1 : y ? -1 : 0;
   return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+}
+
+/** Distinct versions in knex-migrator's order. */
+export function sortMigrationVersions(versions: Iterable<string>): string[] {
+  return [...new Set(versions)].sort(compareMigrationVersions);
 }
 
 export interface VersionHealth {
@@ -97,8 +106,16 @@ export interface Health {
   excess: VersionHealth[];
   /** Folders newer than the target that are not recorded; knex-migrator skips them without --force. */
   future: VersionHealth[];
-  /** Versions recorded in the table that this Ghost has no folder for: a newer Ghost migrated the database. */
-  unknownVersions: string[];
+  /**
+   * Versions recorded in the table, with no folder in this Ghost, and newer than anything this
+   * Ghost knows (its highest folder and its own version): a newer Ghost migrated the database.
+   */
+  newerVersions: string[];
+  /**
+   * Versions recorded with no folder that are not newer: folders a later Ghost merged or removed
+   * (Ghost 6 folds 4.0–4.46 into 4.47). knex-migrator only counts folders, so it ignores these.
+   */
+  retiredVersions: string[];
 }
 
 /** Files knex-migrator counts in a folder: everything but dot files. */
@@ -113,21 +130,35 @@ function listFiles(dir: string): string[] {
   }
 }
 
-export function checkHealth(rows: MigrationRow[], migrationPath: string, subfolder: string, target: string): Health {
-  const health: Health = { target, pending: [], excess: [], future: [], unknownVersions: [] };
-  const folders: Array<{ version: string; folder: string; dir: string }> = [{ version: 'init', folder: 'init', dir: path.join(migrationPath, 'init') }];
+interface VersionFolder {
+  /** `init`, or the digits of the folder's name, as knex-migrator keys it (`1.1-members` counts as `1.1`). */
+  version: string;
+  folder: string;
+  dir: string;
+}
+
+/** The init folder and every version folder, in version order, as knex-migrator's _integrityCheck lists them. */
+function versionFolders(migrationPath: string, subfolder: string): VersionFolder[] {
+  const folders: VersionFolder[] = [{ version: 'init', folder: 'init', dir: path.join(migrationPath, 'init') }];
   const versionsDir = path.join(migrationPath, subfolder);
   for (const folder of listFiles(versionsDir)) {
     if (!fs.statSync(path.join(versionsDir, folder)).isDirectory()) continue;
-    // knex-migrator keys a folder by the digits of its name (`1.1-members` counts as `1.1`).
     const version = /([\d._]+)/.exec(folder)?.[1];
     if (version) folders.push({ version, folder, dir: path.join(versionsDir, folder) });
   }
+  // Listed as versions, not as text: 6.2 before 6.10.
+  return folders.sort((a, b) => (a.version === 'init' ? -1 : b.version === 'init' ? 1 : compareMigrationVersions(a.version, b.version)));
+}
+
+export function checkHealth(rows: MigrationRow[], migrationPath: string, subfolder: string, target: string): Health {
+  const health: Health = { target, pending: [], excess: [], future: [], newerVersions: [], retiredVersions: [] };
+  const folders = versionFolders(migrationPath, subfolder);
   for (const { version, folder, dir } of folders) {
     const files = listFiles(dir);
-    const recordedNames = new Set(rows.filter((r) => r.version === version).map((r) => r.name));
-    const entry: VersionHealth = { version, folder, files, recorded: rows.filter((r) => r.version === version).length, missing: files.filter((f) => !recordedNames.has(f)) };
-    if (version !== 'init' && compareVersions(version, target) > 0) {
+    const recorded = rows.filter((r) => r.version === version);
+    const recordedNames = new Set(recorded.map((r) => r.name));
+    const entry: VersionHealth = { version, folder, files, recorded: recorded.length, missing: files.filter((f) => !recordedNames.has(f)) };
+    if (version !== 'init' && compareMigrationVersions(version, target) > 0) {
       if (entry.recorded < files.length) health.future.push(entry);
       continue;
     }
@@ -135,14 +166,18 @@ export function checkHealth(rows: MigrationRow[], migrationPath: string, subfold
     else if (entry.recorded > files.length) health.excess.push(entry);
   }
   const known = new Set(folders.map((f) => f.version));
-  health.unknownVersions = [...new Set(rows.map((r) => r.version))].filter((v) => !known.has(v));
+  const highestKnown = sortMigrationVersions([target, ...known].filter((v) => v !== 'init')).pop() ?? target;
+  for (const version of sortMigrationVersions(rows.map((r) => r.version))) {
+    if (version === 'init' || known.has(version)) continue;
+    if (compareMigrationVersions(version, highestKnown) > 0) health.newerVersions.push(version);
+    else health.retiredVersions.push(version);
+  }
   return health;
 }
 
 /** The highest version folder recorded as migrated (init aside). */
 export function highestVersion(rows: MigrationRow[]): string | undefined {
-  const versions = [...new Set(rows.map((r) => r.version))].filter((v) => v !== 'init' && parseVersion(v));
-  return versions.sort(compareVersions).pop();
+  return sortMigrationVersions(rows.map((r) => r.version).filter((v) => v !== 'init' && parseMigrationVersion(v))).pop();
 }
 
 export function addedRows(before: MigrationRow[], after: MigrationRow[]): MigrationRow[] {
@@ -151,6 +186,20 @@ export function addedRows(before: MigrationRow[], after: MigrationRow[]): Migrat
   return after.filter((r) => !had.has(key(r)));
 }
 
+/** `6.1 (2 of 2), 6.2 (1 of 3)`: every version, for the summary page. */
 export function describePending(list: VersionHealth[]): string {
   return list.map((v) => `${v.version} (${v.files.length - v.recorded} of ${v.files.length})`).join(', ');
+}
+
+/** Short enough for one log line: up to `max` versions listed, else `45 versions, 6.0 to 6.65`. */
+export function summariseVersions(versions: string[], max = 6): string {
+  const sorted = sortMigrationVersions(versions);
+  if (sorted.length <= max) return sorted.join(', ');
+  return `${sorted.length} versions, ${sorted[0]} to ${sorted[sorted.length - 1]}`;
+}
+
+/** The pending migrations in one line: `2 migrations in 6.1, 6.2` or `130 migrations in 45 versions, 6.0 to 6.65`. */
+export function summarisePending(list: VersionHealth[]): string {
+  const count = list.reduce((n, v) => n + v.files.length - v.recorded, 0);
+  return `${count} migration(s) in ${summariseVersions(list.map((v) => v.version))}`;
 }

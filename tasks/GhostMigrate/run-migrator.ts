@@ -84,8 +84,10 @@ export async function runMigrator(spec: MigratorSpec, log: Log): Promise<Migrato
   const pump = (stream: NodeJS.ReadableStream, name: OutputLine['stream']) => {
     let partial = '';
     const emit = (line: string) => {
-      log.external(line);
-      lines.push({ stream: name, text: stripAnsi(line) });
+      // Ghost colours its log levels; the run page would show the escapes as '?'.
+      const text = stripAnsi(line);
+      log.external(text);
+      lines.push({ stream: name, text });
       if (lines.length > MAX_LINES) lines.shift();
     };
     stream.setEncoding('utf8');

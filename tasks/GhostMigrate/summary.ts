@@ -29,7 +29,7 @@ export function renderSummary(report: MigrationReport): string {
       const f = report.failure!;
       const fate = f.database === 'restored' ? (report.existedBefore ? 'database restored' : 'new database removed') : f.database === 'kept' ? 'database left as is' : 'RESTORE FAILED';
       out.push(`### Ghost migrations failed: ${fate}`, '');
-      for (const p of f.problems) out.push(`- ${p}`);
+      for (const p of f.problems) out.push(`- ${cell(p.message)}`);
       if (f.errorLines.length) out.push('', '```', ...f.errorLines.map((l) => l.replace(/```/g, "'''")), '```');
       if (f.database === 'restored' && report.existedBefore) out.push('', `${db} is byte-identical to before the run (sha256 ${code(f.sha256 ?? '')}).`);
       if (f.backup) out.push('', `The copy taken before the run: ${code(f.backup)}.`);
@@ -46,6 +46,9 @@ export function renderSummary(report: MigrationReport): string {
     `Ghost ${report.ghostVersion ?? '(unknown)'}${report.currentVersion ? ` (currentVersion ${report.currentVersion})` : ''}, knex-migrator ${report.knexMigratorVersion ?? '(unknown)'}, Node.js ${report.nodeVersion ?? '(unknown)'}`,
     report.ran ? `Ran: ${code(report.ran)}${report.durationMs !== undefined ? ` in ${(report.durationMs / 1000).toFixed(1)} s` : ''}` : undefined,
     report.pendingBefore ? `Pending before the run: ${report.pendingBefore}` : 'Pending before the run: none',
+    report.removedExports.length
+      ? `Removed Ghost's pre-migration JSON export${report.removedExports.length > 1 ? 's' : ''} of the site (the task keeps its own copy of the database): ${report.removedExports.map(code).join(', ')}`
+      : undefined,
     report.lockReleasedFrom !== undefined ? `A stale migration lock${report.lockReleasedFrom ? ` (acquired ${report.lockReleasedFrom})` : ''} was released first` : undefined,
   ].filter((x): x is string => !!x);
   out.push('', ...facts.map((f) => `- ${cell(f)}`));

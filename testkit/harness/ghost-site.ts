@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { compareMigrationVersions } from '../../tasks/GhostMigrate/migration-state';
 import { REPO_ROOT } from './agent';
 
 export const GHOST_FIXTURE = path.join(REPO_ROOT, 'testkit', 'fixtures', 'ghost');
@@ -40,11 +41,23 @@ export interface GhostSite {
   cleanup(): void;
 }
 
-export function createSite(options: { nodeModules?: boolean } = {}): GhostSite {
+export interface SiteOptions {
+  /** False: no node_modules at all ("npm install not run"). */
+  nodeModules?: boolean;
+  /**
+   * The SQLite driver's native module built for another platform (a node_modules installed on
+   * one OS and run on another): better-sqlite3's binary is its prebuild for this target, so that
+   * loading it fails in the dynamic loader (ERR_DLOPEN_FAILED) where knex first connects.
+   */
+  driverBuiltFor?: 'win32-x64' | 'darwin-x64';
+}
+
+export function createSite(options: SiteOptions = {}): GhostSite {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ghost-site-'));
   const root = path.join(dir, 'ghost');
   fs.cpSync(GHOST_FIXTURE, root, { recursive: true });
-  if (options.nodeModules ?? true) fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'), 'junction');
+  if (options.driverBuiltFor) linkModulesWithForeignDriver(path.join(root, 'node_modules'), options.driverBuiltFor);
+  else if (options.nodeModules ?? true) fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'), 'junction');
   const versionsDir = path.join(root, 'core', 'server', 'data', 'migrations', 'versions');
   return {
     dir,
@@ -69,12 +82,32 @@ export function createSite(options: { nodeModules?: boolean } = {}): GhostSite {
   };
 }
 
+/**
+ * A node_modules of links to this repository's packages, but for knex and better-sqlite3, which are
+ * copies: knex loads its driver from where it really lies, so both must live in the site. The
+ * driver's binary is the prebuild for `target`, where node-gyp would have put one built here.
+ */
+function linkModulesWithForeignDriver(nodeModules: string, target: string): void {
+  const repoModules = path.join(REPO_ROOT, 'node_modules');
+  fs.mkdirSync(nodeModules);
+  for (const name of fs.readdirSync(repoModules)) {
+    if (name === 'knex' || name === 'better-sqlite3') continue;
+    fs.symlinkSync(path.join(repoModules, name), path.join(nodeModules, name), 'junction');
+  }
+  fs.cpSync(path.join(repoModules, 'knex'), path.join(nodeModules, 'knex'), { recursive: true });
+  const driver = path.join(nodeModules, 'better-sqlite3');
+  for (const part of ['package.json', 'lib']) fs.cpSync(path.join(repoModules, 'better-sqlite3', part), path.join(driver, part), { recursive: true });
+  fs.mkdirSync(path.join(driver, 'build', 'Release'), { recursive: true });
+  fs.copyFileSync(path.join(repoModules, 'better-sqlite3', 'prebuilds', `${target}.node`), path.join(driver, 'build', 'Release', 'better_sqlite3.node'));
+}
+
 /** Runs the real knex-migrator bin in the site, as Ghost's tooling would; throws with its output on failure. */
 export function knexMigrator(site: GhostSite, command: 'init' | 'migrate', db = site.db): string {
   const bin = path.join(site.root, 'node_modules', 'knex-migrator', 'bin', `knex-migrator-${command}`);
   const run = spawnSync(process.execPath, [bin, '--mgpath', site.root], {
     cwd: site.root,
-    env: { ...process.env, NODE_ENV: 'production', database__connection__filename: db },
+    // Logging to stdout, for the error below; no pre-migration export (these make the site's past).
+    env: { ...process.env, NODE_ENV: 'production', database__connection__filename: db, logging__transports: '["stdout"]', disableMigrationBackups: 'true' },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -97,7 +130,7 @@ export function prepareDatabase(site: GhostSite, version: string): void {
     site.setVersion(`${version}.0`);
     knexMigrator(site, 'init');
     for (const folder of fs.readdirSync(held)) {
-      if (compare(folder, version) <= 0) fs.cpSync(path.join(held, folder), path.join(site.versionsDir, folder), { recursive: true });
+      if (compareMigrationVersions(folder, version) <= 0) fs.cpSync(path.join(held, folder), path.join(site.versionsDir, folder), { recursive: true });
     }
     knexMigrator(site, 'migrate');
   } finally {
@@ -105,11 +138,6 @@ export function prepareDatabase(site: GhostSite, version: string): void {
     fs.renameSync(held, site.versionsDir);
     site.setVersion(original);
   }
-}
-
-function compare(a: string, b: string): number {
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
-  return x[0] - y[0] || (x[1] ?? 0) - (y[1] ?? 0);
 }
 
 export interface DbSnapshot {

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { checkHealth, compareVersions, highestVersion, type MigrationRow } from '../../tasks/GhostMigrate/migration-state';
+import { checkHealth, compareMigrationVersions, highestVersion, summarisePending, summariseVersions, type MigrationRow } from '../../tasks/GhostMigrate/migration-state';
 import { errorLines } from '../../tasks/GhostMigrate/run-migrator';
 
 describe('GhostMigrate migration state', () => {
@@ -40,7 +40,8 @@ describe('GhostMigrate migration state', () => {
       ],
     );
     assert.deepEqual(health.future.map((v) => v.version), ['6.3']);
-    assert.deepEqual(health.unknownVersions, ['7.0']);
+    assert.deepEqual(health.newerVersions, ['7.0']);
+    assert.deepEqual(health.retiredVersions, []);
     assert.deepEqual(health.excess, []);
 
     const excess = checkHealth([...rows, row('6.0', 'b.js'), row('6.0', 'gone.js'), row('6.1', 'c.js')], dir, 'versions', '6.2');
@@ -53,9 +54,40 @@ describe('GhostMigrate migration state', () => {
     assert.deepEqual(health.pending.map((v) => v.version), ['init']);
   });
 
+  it("ignores recorded versions whose folders this Ghost merged away, as knex-migrator does (Ghost 6: 4.0–4.46 into 4.47)", () => {
+    fs.mkdirSync(path.join(dir, 'versions', '4.47'));
+    fs.writeFileSync(path.join(dir, 'versions', '4.47', 'final.js'), '');
+    // Recorded by Ghost 4 and 5: 4.0 … 4.47 each, and 6.0 … 6.3; this Ghost (6.3) has folders 4.47, 6.0, 6.1, 6.3.
+    const old = Array.from({ length: 47 }, (_, i) => row(`4.${i}`, 'x.js'));
+    const rows = [row('init', '1-create.js'), row('init', '2-fixtures.js'), ...old, row('4.47', 'final.js'), row('6.0', 'a.js'), row('6.0', 'b.js'), row('6.1', 'c.js'), row('6.2', 'gone.js'), row('6.3', 'd.js')];
+    const health = checkHealth(rows, dir, 'versions', '6.3');
+    assert.deepEqual(health.pending, []);
+    assert.deepEqual(health.excess, []);
+    assert.deepEqual(health.newerVersions, [], 'no false "a newer Ghost migrated it"');
+    assert.equal(health.retiredVersions.length, 48);
+    assert.deepEqual(health.retiredVersions.slice(0, 3), ['4.0', '4.1', '4.2'], 'in version order');
+    assert.equal(health.retiredVersions.at(-1), '6.2');
+
+    // A database migrated by a newer Ghost still says so: versions above this Ghost's highest.
+    const newer = checkHealth([...rows, row('6.4', 'e.js'), row('6.10', 'f.js')], dir, 'versions', '6.3');
+    assert.deepEqual(newer.newerVersions, ['6.4', '6.10']);
+  });
+
+  it('lists pending versions in version order and summarises long lists', () => {
+    for (const v of ['6.10', '6.2', '6.9']) {
+      fs.mkdirSync(path.join(dir, 'versions', v));
+      fs.writeFileSync(path.join(dir, 'versions', v, 'x.js'), '');
+    }
+    const health = checkHealth([row('init', '1-create.js'), row('init', '2-fixtures.js')], dir, 'versions', '6.10');
+    assert.deepEqual(health.pending.map((v) => v.version), ['6.0', '6.1', '6.2', '6.3', '6.9', '6.10']);
+    assert.equal(summarisePending(health.pending), '7 migration(s) in 6.0, 6.1, 6.2, 6.3, 6.9, 6.10');
+    const many = Array.from({ length: 45 }, (_, i) => `6.${44 - i}`);
+    assert.equal(summariseVersions(many), '45 versions, 6.0 to 6.44');
+  });
+
   it('orders loose versions numerically', () => {
-    assert.ok(compareVersions('6.10', '6.9') > 0);
-    assert.equal(compareVersions('6.1', '6.1.0'), 0);
+    assert.ok(compareMigrationVersions('6.10', '6.9') > 0);
+    assert.equal(compareMigrationVersions('6.1', '6.1.0'), 0);
     assert.equal(highestVersion([row('init', 'x'), row('6.9', 'a'), row('6.10', 'b'), row('5.130', 'c')]), '6.10');
   });
 
