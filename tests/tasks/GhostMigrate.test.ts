@@ -8,6 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import AdmZip from 'adm-zip';
 import { runTask, type TaskRun } from '../../testkit/harness/agent';
 import { createSite, prepareDatabase, processAlive, readDb, setLock, sha256, type GhostSite } from '../../testkit/harness/ghost-site';
 
@@ -134,10 +135,13 @@ describe('GhostMigrate@1', function () {
     assert.ok(!fs.existsSync(site.db + '-journal'));
     const message = r.resultMessage ?? '';
     assert.match(message, /exited with code 1/);
-    assert.match(message, /no such table: no_such_table/);
+    // Ghost logs only to files in production; the task made it log to stdout, and quotes it.
+    assert.match(message, /Ghost's error:\n.*no such table: no_such_table/s);
     assert.match(message, /2025-10-20-00-00-00-broken\.js/);
     assert.match(message, /Rolling back/);
     assert.match(message, /byte-identical/);
+    assert.match(message, /Next: Ghost's error above names the migration that failed/);
+    assert.deepEqual(fs.readdirSync(path.join(site.root, 'content', 'logs')), ['.gitkeep'], 'nothing logged into the site');
     assert.equal(r.variables.migrationsApplied.value, '0');
     assert.equal(r.variables.databaseVersion.value, '6.0');
     assert.match(summaryOf(r), /failed: database restored/);
@@ -393,5 +397,169 @@ module.exports = {up() {
     assert.equal(r.variables.migrationsApplied.value, '4');
     assert.equal(sha256(decoy), decoySha);
     assert.ok(readDb(site.db).tables.includes('members'));
+  });
+
+  describe('as Ghost 5 and 6 really behave', () => {
+    const logsDir = () => path.join(site.root, 'content', 'logs');
+    const dataDir = () => path.join(site.root, 'content', 'data');
+    const exportsIn = (dir: string) => fs.readdirSync(dir).filter((f) => /ghost\.\d{4}(-\d\d){5}\.json$/.test(f));
+    const noop = 'module.exports = {up() {}, down() {}};';
+
+    it('shows no false alarm for the version folders Ghost 6 merged (4.0–4.46 into 4.47)', async () => {
+      // The database as Ghost 5 left it: 4.0 … 4.47 recorded, each a folder of its own then.
+      for (let minor = 0; minor <= 47; minor++) site.addMigration(`4.${minor}`, `2022-0${1 + (minor % 5)}-01-${minor}-ghost4.js`, noop);
+      prepareDatabase(site, '6.0');
+      // Ghost 6's tree: 4.0–4.46 gone, 4.47 holding two files of other names (final-v4, no-op).
+      for (let minor = 0; minor <= 47; minor++) fs.rmSync(path.join(site.versionsDir, `4.${minor}`), { recursive: true });
+      site.addMigration('4.47', '2022-05-03-15-30-final-v4.js', noop);
+      const r = await run({});
+      assert.equal(r.result, 'Succeeded', r.output);
+      assert.deepEqual(r.warnings, [], 'no warning at all');
+      assert.equal(r.variables.migrationsApplied.value, '4');
+      assert.ok(!r.logLines.some((l) => /newer Ghost/.test(l)), r.output);
+    });
+
+    it('still warns when a newer Ghost has migrated the database', async () => {
+      site.addMigration('6.3', '2025-11-01-00-00-00-from-6.3.js', noop);
+      site.addMigration('6.10', '2026-03-01-00-00-00-from-6.10.js', noop);
+      site.setVersion('6.10.0');
+      prepareDatabase(site, '6.10');
+      // Now the site's Ghost is 6.2 again: it has no folder for 6.3 or 6.10.
+      fs.rmSync(path.join(site.versionsDir, '6.3'), { recursive: true });
+      fs.rmSync(path.join(site.versionsDir, '6.10'), { recursive: true });
+      site.setVersion('6.2.0');
+      const r = await run({});
+      assert.equal(r.result, 'Succeeded', r.output);
+      assert.ok(r.warnings.some((w) => /versions newer than this Ghost knows \(6\.3, 6\.10\): a newer Ghost has migrated it/.test(w)), r.warnings.join('\n'));
+    });
+
+    it('sorts pending versions as versions and summarises a long list in the log; the summary has them all', async () => {
+      useDatabase(at62);
+      for (let minor = 3; minor <= 12; minor++) site.addMigration(`6.${minor}`, `2026-01-01-00-00-${String(minor).padStart(2, '0')}-step.js`, noop);
+      site.setVersion('6.12.0');
+      const r = await run({});
+      assert.equal(r.result, 'Succeeded', r.output);
+      assert.ok(r.logLines.some((l) => l.includes('Pending for Ghost 6.12: 10 migration(s) in 10 versions, 6.3 to 6.12.')), r.output);
+      assert.match(summaryOf(r), /Pending before the run: 6\.3 \(1 of 1\), 6\.4 \(1 of 1\), .*6\.9 \(1 of 1\), 6\.10 \(1 of 1\), 6\.11 \(1 of 1\), 6\.12 \(1 of 1\)/);
+    });
+
+    it("notes Ghost's built-in MySQL default in a line, not a warning", async () => {
+      useDatabase(at60);
+      fs.rmSync(path.join(site.root, 'config.production.json'));
+      const r = await run({});
+      assert.equal(r.result, 'Succeeded', r.output);
+      assert.deepEqual(r.warnings, []);
+      assert.ok(r.logLines.some((l) => /built-in config for NODE_ENV=production uses the database client 'mysql2'/.test(l)), r.output);
+    });
+
+    it("quotes Ghost's error from its error log when the command keeps Ghost logging to files", async () => {
+      const before = useDatabase(at60);
+      site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+      // An error from an earlier day is in the log already: only what this run appends counts.
+      const errorLog = path.join(logsDir(), 'http___localhost_2368_production.error.log');
+      fs.writeFileSync(errorLog, JSON.stringify({ level: 50, msg: 'last week: SMTP refused', err: { message: 'last week: SMTP refused' } }) + '\n');
+      const r = await run({ command: `logging__transports='["file"]' node node_modules/knex-migrator/bin/knex-migrator-migrate --mgpath .` });
+      assert.equal(r.result, 'Failed', r.output);
+      assert.ok(!r.logLines.some((l) => l.includes('no such table')), 'Ghost printed nothing: it logged to its files');
+      const message = r.resultMessage ?? '';
+      assert.match(message, /Ghost's error:\n.*no such table: no_such_table/s);
+      assert.doesNotMatch(message, /last week/);
+      assert.match(message, /Next: Ghost's error above names the migration that failed/);
+      assert.equal(sha256(site.db), before);
+    });
+
+    it("quotes Ghost's error in development, where Ghost logs to stdout anyway", async () => {
+      useDatabase(at60);
+      site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+      fs.copyFileSync(path.join(site.root, 'config.production.json'), path.join(site.root, 'config.development.json'));
+      const r = await run({ nodeEnv: 'development' });
+      assert.equal(r.result, 'Failed', r.output);
+      assert.match(r.resultMessage ?? '', /Ghost's error:\n.*no such table: no_such_table/s);
+    });
+
+    it('names a native module built for another platform, not a migration, and restores', async () => {
+      site.cleanup();
+      site = createSite({ driverBuiltFor: 'win32-x64' });
+      const before = useDatabase(at60);
+      const r = await run({});
+      assert.equal(r.result, 'Failed', r.output);
+      const message = r.resultMessage ?? '';
+      assert.match(message, /Ghost's error:\n.*(invalid ELF header|ERR_DLOPEN_FAILED)/s);
+      assert.match(message, /Next: a native module of Ghost's .* was built for another Node\.js or platform/);
+      assert.match(message, /nodeExecutable/);
+      assert.match(message, /NodeTool@0/);
+      assert.doesNotMatch(message, /names the migration that failed/);
+      assert.equal(sha256(site.db), before);
+    });
+
+    it('says Node.js crashed, not a migration, when the migrator aborts', async () => {
+      const before = useDatabase(at60);
+      site.addMigration('6.2', '2025-10-20-00-00-00-abort.js', `module.exports = {up() { process.abort(); }};`);
+      const r = await run({});
+      assert.equal(r.result, 'Failed', r.output);
+      const message = r.resultMessage ?? '';
+      assert.match(message, /the migrator was killed \(SIGABRT\)/);
+      assert.match(message, /Next: Node\.js v\d+\.\d+\.\d+ \(.*\) aborted instead of reporting an error/);
+      assert.match(message, /Node\.js 22 \(Ghost 6 needs \^22\.23\.1\).*nodeExecutable/);
+      assert.equal(sha256(site.db), before);
+    });
+
+    it('says the database was busy when another connection held it during a migration', async () => {
+      const before = useDatabase(at60);
+      // Another writer: a second connection that cannot get the write lock knex's transaction holds.
+      site.addMigration(
+        '6.2',
+        '2025-10-20-00-00-00-busy.js',
+        `
+const Database = require('better-sqlite3');
+module.exports = {
+    config: {transaction: true},
+    async up({transacting}) {
+        await transacting('tags').insert({id: 'busy', name: 'busy', slug: 'busy'});
+        const other = new Database(${JSON.stringify(site.db)}, {timeout: 0});
+        try { other.prepare("INSERT INTO tags (id, name, slug) VALUES ('x', 'x', 'x')").run(); } finally { other.close(); }
+    }
+};
+`,
+      );
+      const r = await run({});
+      assert.equal(r.result, 'Failed', r.output);
+      const message = r.resultMessage ?? '';
+      assert.match(message, /Ghost's error:\n.*database is locked/s);
+      assert.match(message, /Next: the database was busy or its migration lock was held/);
+      assert.equal(sha256(site.db), before);
+    });
+
+    it("leaves no export in the site: Ghost's own is turned off, and one Ghost cannot skip is removed", async () => {
+      useDatabase(at60);
+      // An export from before (Ghost at boot, last month) is the site's business: it stays.
+      const old = path.join(dataDir(), 'my-ghost-blog.ghost.2026-10-01-03-00-00.json');
+      fs.writeFileSync(old, '{"db":[]}');
+      const r1 = await run({});
+      assert.equal(r1.result, 'Succeeded', r1.output);
+      assert.deepEqual(exportsIn(dataDir()), [path.basename(old)], "Ghost 6's export was turned off");
+      assert.ok(r1.logLines.some((l) => l.includes('Database backup before migration is disabled in Ghost config')), r1.output);
+
+      // A Ghost whose hook exports whatever the settings say (as older ones do).
+      useDatabase(at60);
+      fs.writeFileSync(
+        path.join(site.root, 'core', 'server', 'data', 'migrations', 'hooks', 'migrate', 'index.js'),
+        `const backup = require('./backup');\nexports.before = ({connection}) => backup.writeExport(connection);\n`,
+      );
+      const r2 = await run({});
+      assert.equal(r2.result, 'Succeeded', r2.output);
+      assert.ok(r2.logLines.some((l) => /Database backup written to .*my-ghost-blog\.ghost\.\d{4}(-\d\d){5}\.json/.test(l)), r2.output);
+      assert.deepEqual(exportsIn(dataDir()), [path.basename(old)], 'the export this run made is gone, the old one kept');
+      assert.ok(r2.logLines.some((l) => /Removed .*my-ghost-blog\.ghost\.\d{4}(-\d\d){5}\.json \(\d+ bytes\): Ghost's own JSON export/.test(l)), r2.output);
+      assert.match(summaryOf(r2), /Removed Ghost's pre-migration JSON export of the site/);
+
+      // And the package made from the site holds no export at all (SitePackage's default excludes).
+      const zipFile = path.join(site.dir, 'site.zip');
+      const pack = await runTask({ task: 'SitePackage', inputs: { rootFolder: site.root, archiveFile: zipFile }, workDir: site.dir });
+      assert.equal(pack.result, 'Succeeded', pack.output);
+      const names = new AdmZip(zipFile).getEntries().map((e) => e.entryName);
+      assert.ok(names.includes('content/data/ghost.db'), names.join('\n'));
+      assert.deepEqual(names.filter((n) => /ghost\.\d{4}(-\d\d){5}\.json$/.test(n)), []);
+    });
   });
 });
