@@ -415,11 +415,19 @@ function fail(m: Migration, snapshot: Snapshot, judged: Judged): MigrationFailed
   return new MigrationFailedError(failureMessage(report, options), report);
 }
 
-/** The output's error lines, then what the error log adds; each cleaned (outside text). */
+/** The output's error lines, then what the error log adds; each cleaned (outside text) and abridged. */
 function mergeErrorLines(fromOutput: string[], fromLog: string[], max = 25): string[] {
   const lines = [...fromOutput];
   for (const line of fromLog) if (!lines.some((l) => l.includes(line.replace(/^ERROR /, '').trim()))) lines.push(line);
-  return lines.slice(0, max).map((l) => cleanText(l));
+  return lines.slice(0, max).map((l) => cleanText(abridge(l), Infinity));
+}
+
+/**
+ * A long line keeps its start and its end: SQLite puts the reason after the statement, so Ghost's
+ * "create table `x` (… 400 characters …) - view `x` already exists" must not lose its last words.
+ */
+export function abridge(line: string, head = 160, tail = 240): string {
+  return line.length <= head + tail + 3 ? line : `${line.slice(0, head)} … ${line.slice(-tail)}`;
 }
 
 /** Refuses what knex-migrator must not be run on; returns the tables it will work from. */
@@ -566,6 +574,10 @@ function logApplied(report: MigrationReport, log: Log): void {
     log.info(`No migration was pending: the database is at ${report.databaseVersion ?? 'its initial version'}.`);
     return;
   }
-  log.info(`${report.status === 'initialised' ? 'Initialised the database; recorded' : 'Applied'} ${report.applied.length} migration(s):`);
+  const versions = summariseVersions(report.applied.map((r) => r.version).filter((v) => v !== 'init'));
+  log.info(`${report.status === 'initialised' ? 'Initialised the database; recorded' : 'Applied'} ${report.applied.length} migration(s)${versions ? ` (${versions})` : ''}.`);
+  // One line per migration, folded: an upgrade across a major version applies a hundred or more.
+  log.group(`The ${report.applied.length} migration(s), by version and name`);
   for (const row of report.applied) log.info(`  ${cleanText(row.version, 40).padEnd(8)} ${cleanText(row.name, 200)}`);
+  log.endGroup();
 }

@@ -5,7 +5,7 @@
  * running afterwards, since a straggler could still be writing to the database being checked or
  * restored. On Linux and macOS the tree is a process group; on Windows tree-kill walks it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import treeKill from 'tree-kill';
 import type { Log } from '../../lib/log';
 import { stripAnsi } from './ghost-root';
@@ -79,34 +79,63 @@ export async function runMigrator(spec: MigratorSpec, log: Log): Promise<Migrato
   const started = Date.now();
   const options = { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], detached: POSIX, windowsHide: true };
   const child = spec.shell !== undefined ? spawn(spec.shell, { ...options, shell: true }) : spawn(spec.program!.file, spec.program!.args, options);
-
   const lines: OutputLine[] = [];
-  const pump = (stream: NodeJS.ReadableStream, name: OutputLine['stream']) => {
-    let partial = '';
-    const emit = (line: string) => {
-      // Ghost colours its log levels; the run page would show the escapes as '?'.
-      const text = stripAnsi(line);
-      log.external(text);
-      lines.push({ stream: name, text });
-      if (lines.length > MAX_LINES) lines.shift();
-    };
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      const parts = (partial + chunk).split(/\r?\n/);
-      partial = parts.pop() ?? '';
-      parts.forEach(emit);
-    });
-    return new Promise<void>((resolve) =>
-      stream.on('close', () => {
-        if (partial) emit(partial);
-        resolve();
-      }),
-    );
-  };
-  const drained = Promise.all([pump(child.stdout!, 'stdout'), pump(child.stderr!, 'stderr')]);
+  const drained = Promise.all([pumpLines(child.stdout!, 'stdout', lines, log), pumpLines(child.stderr!, 'stderr', lines, log)]);
+  const guard = guardRun(child, spec, log);
+  try {
+    const exit = await guard.exited;
+    if ('error' in exit) {
+      const code = (exit.error as NodeJS.ErrnoException).code;
+      const what = spec.shell !== undefined ? `the shell for command '${spec.shell}'` : `'${spec.program!.file}'`;
+      throw new Error(`Could not start ${what} (${code ?? exit.error.message}).`, { cause: exit.error });
+    }
+    let leftovers = false;
+    if (child.pid && groupAlive(child.pid)) {
+      leftovers = !guard.timedOut && !guard.cancelled;
+      killTree(child.pid);
+    }
+    // Output still in the pipes arrives after 'exit'; a surviving grandchild could hold them open forever.
+    await within(drained, DRAIN_WAIT_MS);
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    return { exitCode: exit.code, signal: exit.signal, timedOut: guard.timedOut, cancelled: guard.cancelled, leftovers, durationMs: Date.now() - started, lines };
+  } finally {
+    guard.dispose();
+  }
+}
 
-  let timedOut = false;
-  let cancelled = false;
+/** Streams one pipe into the log line by line, colours stripped, keeping the last MAX_LINES. */
+function pumpLines(stream: NodeJS.ReadableStream, name: OutputLine['stream'], lines: OutputLine[], log: Log): Promise<void> {
+  let partial = '';
+  const emit = (line: string) => {
+    // Ghost colours its log levels; the run page would show the escapes as '?'.
+    const text = stripAnsi(line);
+    log.external(text);
+    lines.push({ stream: name, text });
+    if (lines.length > MAX_LINES) lines.shift();
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split(/\r?\n/);
+    partial = parts.pop() ?? '';
+    parts.forEach(emit);
+  });
+  return new Promise<void>((resolve) =>
+    stream.on('close', () => {
+      if (partial) emit(partial);
+      resolve();
+    }),
+  );
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null } | { error: Error };
+
+/**
+ * The deadline and the agent's cancel signals over a running tree: either kills the whole tree.
+ * `exited` settles when the child exits, fails to start, or its tree would not die in time.
+ */
+function guardRun(child: ChildProcess, spec: MigratorSpec, log: Log) {
+  const state = { timedOut: false, cancelled: false };
   let giveUp: (() => void) | undefined;
   const stop = () => {
     if (child.pid) killTree(child.pid);
@@ -114,44 +143,36 @@ export async function runMigrator(spec: MigratorSpec, log: Log): Promise<Migrato
     setTimeout(() => giveUp?.(), KILL_WAIT_MS).unref();
   };
   const timer = setTimeout(() => {
-    timedOut = true;
+    state.timedOut = true;
     log.warn(`The migrator did not finish within ${formatMinutes(spec.timeoutMs)}: stopping it and every process it started.`);
     stop();
   }, spec.timeoutMs);
   const onSignal = (signal: NodeJS.Signals) => {
-    cancelled = true;
+    state.cancelled = true;
     log.warn(`The task received ${signal} (the job is being cancelled): stopping the migrator and every process it started.`);
     stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-
-  try {
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: Error }>((resolve) => {
-      giveUp = () => resolve({ code: null, signal: null });
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', (error) => resolve({ error }));
-    });
-    if ('error' in exit) {
-      const code = (exit.error as NodeJS.ErrnoException).code;
-      const what = spec.shell !== undefined ? `the shell for command '${spec.shell}'` : `'${spec.program!.file}'`;
-      throw new Error(`Could not start ${what} (${code ?? exit.error.message}).`);
-    }
-    let leftovers = false;
-    if (child.pid && groupAlive(child.pid)) {
-      leftovers = !timedOut && !cancelled;
-      killTree(child.pid);
-    }
-    // Output still in the pipes arrives after 'exit'; a surviving grandchild could hold them open forever.
-    await within(drained, DRAIN_WAIT_MS);
-    child.stdout?.destroy();
-    child.stderr?.destroy();
-    return { exitCode: exit.code, signal: exit.signal, timedOut, cancelled, leftovers, durationMs: Date.now() - started, lines };
-  } finally {
-    clearTimeout(timer);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  const exited = new Promise<Exit>((resolve) => {
+    giveUp = () => resolve({ code: null, signal: null });
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error) => resolve({ error }));
+  });
+  return {
+    exited,
+    get timedOut() {
+      return state.timedOut;
+    },
+    get cancelled() {
+      return state.cancelled;
+    },
+    dispose() {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 export function formatMinutes(ms: number): string {

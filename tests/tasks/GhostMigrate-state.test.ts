@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkHealth, compareMigrationVersions, highestVersion, summarisePending, summariseVersions, type MigrationRow } from '../../tasks/GhostMigrate/migration-state';
+import { abridge } from '../../tasks/GhostMigrate/migrate';
+import { diagnose } from '../../tasks/GhostMigrate/problems';
 import { errorLines } from '../../tasks/GhostMigrate/run-migrator';
 
 describe('GhostMigrate migration state', () => {
@@ -116,5 +118,27 @@ describe('GhostMigrate migration state', () => {
     // No logged ERROR: stderr; nothing there either: the last lines.
     assert.deepEqual(errorLines([{ stream: 'stdout', text: 'a' }, { stream: 'stderr', text: 'Error: boom' }, { stream: 'stderr', text: '    at x' }]), ['Error: boom']);
     assert.deepEqual(errorLines([{ stream: 'stdout', text: 'a' }, { stream: 'stdout', text: 'sleeping' }]), ['a', 'sleeping']);
+  });
+
+  it("keeps the end of a long error line, where SQLite puts the reason", () => {
+    const line = `ERROR create table \`members_x\` (${'`c` varchar(24) not null, '.repeat(30)}primary key (\`id\`)) - view \`members_x\` already exists`;
+    const short = abridge(line);
+    assert.ok(short.length < 420, String(short.length));
+    assert.ok(short.startsWith('ERROR create table `members_x`'));
+    assert.ok(short.endsWith('- view `members_x` already exists'));
+    assert.equal(abridge('short'), 'short');
+  });
+
+  it('reads the cause from what Ghost and Node.js printed', () => {
+    const end = { timedOut: false, exitCode: 1, signal: null };
+    const abi =
+      "Error: The module '/g/node_modules/better-sqlite3/build/Release/better_sqlite3.node' was compiled against a different Node.js version using NODE_MODULE_VERSION 127. This version of Node.js requires NODE_MODULE_VERSION 137.";
+    assert.deepEqual(diagnose([abi], end), { kind: 'native-module', builtFor: '127', needs: '137', module: 'better_sqlite3.node' });
+    assert.equal(diagnose(['[x] ERROR SqliteError: database is locked'], end).kind, 'lock');
+    assert.equal(diagnose(['Migration lock was never released or currently a migration is running.'], end).kind, 'lock');
+    assert.equal(diagnose(['[x] INFO Rolling back: no such table: x.'], end).kind, 'migration-error');
+    assert.equal(diagnose(['  #  Assertion failed: (env) != nullptr', ' 3: Statement::~Statement() [/g/better_sqlite3.node]'], { ...end, exitCode: null, signal: 'SIGABRT' }).kind, 'native-crash');
+    assert.equal(diagnose(['anything'], { ...end, timedOut: true }).kind, 'timeout');
+    assert.equal(diagnose(['Finished'], end).kind, 'unknown');
   });
 });
