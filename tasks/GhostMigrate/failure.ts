@@ -18,15 +18,17 @@ export function failureMessage(report: MigrationReport, options: MigrateOptions)
 
 function databaseFate(report: MigrationReport): string {
   const failure = report.failure!;
+  // knex-migrator rolls back what it can; when its rollback fails too, the earlier versions stay applied.
+  const half = failure.leftMigrated ? `The migrator left the database half-migrated (${failure.leftMigrated} still recorded after its rollback). ` : '';
   switch (failure.database) {
     case 'restored':
       return report.existedBefore
-        ? `The database was restored: ${report.database} is byte-identical to before the run (sha256 ${failure.sha256}).`
+        ? `${half}The database was restored: ${report.database} is byte-identical to before the run (sha256 ${failure.sha256}).`
         : `The database was removed again: ${report.database} did not exist before the run.`;
     case 'kept':
       return (
-        `The database was left as the migrator left it (restoreOnFailure: false)${failure.backup ? `; the copy taken before the run is ${failure.backup}` : ''}. ` +
-        `It may be half-migrated (knex-migrator keeps the versions it finished before the one that failed). Do not deploy it.`
+        `${half}The database was left as the migrator left it (restoreOnFailure: false)${failure.backup ? `; the copy taken before the run is ${failure.backup}` : ''}. ` +
+        `Do not deploy it.`
       );
     case 'restore-failed':
       return `The database could NOT be restored; the copy taken before the run is ${failure.backup ?? '(none)'}. Do not deploy ${report.database}.`;

@@ -93,6 +93,8 @@ export interface MigrationReport {
     backup?: string;
     /** Of the database before the run. */
     sha256?: string;
+    /** What the failed run left recorded (knex-migrator could not roll it all back), e.g. `128 migration(s) in 46 versions, 6.0 to 6.56`. */
+    leftMigrated?: string;
   };
 }
 
@@ -393,6 +395,7 @@ function fail(m: Migration, snapshot: Snapshot, judged: Judged): MigrationFailed
     errorLines: mergeErrorLines(errorLines(run.lines), loggedErrors),
     database: 'kept',
     sha256: snapshot.existed ? snapshot.sha256 : undefined,
+    leftMigrated: describeLeft(addedRows(before?.rows ?? [], after?.rows ?? [])),
   };
   if (options.restoreOnFailure) {
     try {
@@ -413,6 +416,11 @@ function fail(m: Migration, snapshot: Snapshot, judged: Judged): MigrationFailed
     }
   }
   return new MigrationFailedError(failureMessage(report, options), report);
+}
+
+function describeLeft(rows: MigrationRow[]): string | undefined {
+  const versions = rows.map((r) => cleanText(r.version, 40)).filter((v) => v !== 'init');
+  return versions.length ? `${rows.length} migration(s) in ${summariseVersions(versions)}` : undefined;
 }
 
 /** The output's error lines, then what the error log adds; each cleaned (outside text) and abridged. */

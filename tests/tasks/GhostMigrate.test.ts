@@ -148,6 +148,18 @@ describe('GhostMigrate@1', function () {
     assertNoCopyLeft();
   });
 
+  it("says when knex-migrator's own rollback left the database half-migrated, and restores it", async () => {
+    const before = useDatabase(at60);
+    // A 6.1 migration whose down() fails: knex-migrator cannot roll 6.1 back when 6.2 fails.
+    site.addMigration('6.1', '2025-09-03-00-00-00-no-way-back.js', `module.exports = {up() {}, down({connection}) { return connection.raw('DELETE FROM no_such_table'); }};`);
+    site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
+    const r = await run({});
+    assert.equal(r.result, 'Failed', r.output);
+    const message = r.resultMessage ?? '';
+    assert.match(message, /The migrator left the database half-migrated \(\d+ migration\(s\) in 6\.1(, 6\.2)? still recorded after its rollback\)\. The database was restored/);
+    assert.equal(sha256(site.db), before);
+  });
+
   it('keeps the failed database, and says where the copy is, with restoreOnFailure false', async () => {
     const before = useDatabase(at60);
     site.addMigration('6.2', '2025-10-20-00-00-00-broken.js', BROKEN_MIGRATION);
