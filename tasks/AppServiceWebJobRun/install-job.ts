@@ -48,7 +48,7 @@ export async function installBundledJob(kudu: KuduClient, jobName: string, bundl
         `It is left as it is. Choose another jobName for the built-in job (e.g. sqlite-backup), or set installJob: false to run '${jobName}'.`,
     );
   }
-  if (compareVersions(installed.version, bundled.version) >= 0) {
+  if (comparePackageVersions(installed.version, bundled.version) >= 0) {
     log.info(`'${jobName}' is the built-in backup job ${installed.version}; nothing to install.`);
     return 'current';
   }
@@ -74,8 +74,8 @@ function parseManifest(text: string | undefined): { name: string; version: strin
   }
 }
 
-/** Dotted numeric versions (`1.2.10` > `1.2.9`); a pre-release suffix counts as older. */
-export function compareVersions(a: string, b: string): number {
+/** package.json versions (`1.2.10` > `1.2.9`); a pre-release suffix counts as older. GhostMigrate orders knex-migrator's loose folder versions with its own compareMigrationVersions. */
+export function comparePackageVersions(a: string, b: string): number {
   const parse = (v: string) => {
     const [core, pre] = v.split('-', 2);
     return { parts: core.split('.').map((n) => Number(n) || 0), pre: pre !== undefined };
