@@ -76,6 +76,8 @@ export async function buildWebJob(): Promise<string> {
   );
   fs.mkdirSync(path.dirname(WEBJOB_ZIP), { recursive: true });
   await createZip({ root: stage, output: WEBJOB_ZIP });
+  // installJob keeps these under a user's own settings when it upgrades the job.
+  fs.copyFileSync(path.join(source, 'settings.job'), path.join(path.dirname(WEBJOB_ZIP), 'settings.job'));
   return WEBJOB_ZIP;
 }
 
