@@ -171,7 +171,7 @@ export async function probeMigratorConfig(install: GhostInstall, node: string, e
     if (failure) {
       const { err } = failure;
       if (err.code === 'ENOENT' || err.code === 'EACCES') {
-        throw new Error(`Cannot run Node.js at '${node}' (${err.code}). Set nodeExecutable to the node Ghost was installed with, or put it on PATH (the UseNode@1 task).`);
+        throw new Error(`Cannot run Node.js at '${node}' (${err.code}). Set nodeExecutable to the node Ghost was installed with, or put it on PATH (a NodeTool@0 or UseNode@1 step).`);
       }
       if (err.killed) throw new Error(`Loading ${path.basename(install.migratorConfig)} did not finish within ${timeoutMs / 1000} s.`);
       const detail = meaningfulLines(failure.stderr + '\n' + failure.stdout).slice(0, 12).join('\n');

@@ -58,7 +58,7 @@ function findNode(input: string | undefined): string {
   const found = tl.which('node', false);
   if (!found) {
     throw new Error(
-      `Node.js was not found on the agent's PATH. Install the Node.js version Ghost needs before this task (the UseNode@1 task), or set nodeExecutable to its full path.`,
+      `Node.js was not found on the agent's PATH. Install the Node.js version Ghost needs before this task (a NodeTool@0 or UseNode@1 step), or set nodeExecutable to its full path.`,
     );
   }
   return found;
