@@ -248,6 +248,11 @@ async function scenarios(taskRoot: string, ghost5: GhostInstall, ghost6: GhostIn
     return `Ghost 6 on ${other.version}: "${message.split('\n').find((l) => l.includes('NODE_MODULE_VERSION'))?.trim().slice(0, 200)}"`;
   });
 
+  await ghost5Scenarios(taskRoot, ghost5, template, work);
+}
+
+/** Ghost 5 alone: its own rollback makes an older database, which then fails and migrates. */
+async function ghost5Scenarios(taskRoot: string, ghost5: GhostInstall, template: string, work: string): Promise<void> {
   const old5 = path.join(work, 'old5.db');
   fs.copyFileSync(template, old5);
   await check(`Ghost ${ghost5.version}: a database rolled back to 5.62 by Ghost's own rollback, a failing migration on the way to 5.130`, async () => {
