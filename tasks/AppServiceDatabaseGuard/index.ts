@@ -4,6 +4,7 @@
  * between is thrown away by the swap.
  */
 import { formatFingerprint, parseFingerprint } from '../../lib/sqlite/fingerprint';
+import { taskDeadline } from '../../lib/task/agent-settings';
 import { getChoice, getRequired, setOutput } from '../../lib/task/inputs';
 import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
 import { pipelineLog } from '../../lib/task/log';
@@ -19,7 +20,8 @@ runTask(async () => {
   }
   const onChange = getChoice('onChange', ['fail', 'warn'] as const, 'fail');
   const remotePath = getRequired('remotePath');
-  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceDatabaseGuard', log: pipelineLog });
+  // No timeoutMinutes input: the default deadline (DEFAULT_TASK_MINUTES) bounds every request and retry.
+  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceDatabaseGuard', log: pipelineLog, deadline: taskDeadline() });
   try {
     const verdict = await guardLiveDatabase(kudu, { remotePath, expected, onChange }, pipelineLog);
     setOutput('databaseChanged', verdict.changed);

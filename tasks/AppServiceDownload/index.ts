@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
+import { taskDeadline } from '../../lib/task/agent-settings';
 import { getBoolean, getChoice, getNumber, getRequired, setOutput } from '../../lib/task/inputs';
 import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
 import { pipelineLog } from '../../lib/task/log';
@@ -23,7 +24,8 @@ runTask(async () => {
     overwrite: getBoolean('overwrite', true),
     retries,
   };
-  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceDownload', log: pipelineLog, maxAttempts: retries + 1 });
+  // No timeoutMinutes input: the default deadline (DEFAULT_TASK_MINUTES) bounds every request and retry.
+  const kudu = await kuduFromServiceConnection({ taskName: 'AppServiceDownload', log: pipelineLog, maxAttempts: retries + 1, deadline: taskDeadline() });
   try {
     const result = await fetchFromAppService(kudu, request, pipelineLog);
     setOutput('downloadedPath', result.path);
