@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuthOptions, DEFAULT_AUTH, isAuthorized, sendUnauthorized } from './auth';
-import { dropResponse, FaultHandle, Faults, FaultSpec, limitResponseBody } from './faults';
+import { dropResponse, FaultHandle, Faults, FaultSpec, limitResponseBody, trickle } from './faults';
 import { sendHttpError, sendJson } from './http';
 import { handleVfs } from './vfs';
 import { RunningJob, TriggeredJobs } from './webjobs';
@@ -172,7 +172,8 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
         }
         headers['Content-Length'] = body.length;
         res.writeHead(fault.status, headers);
-        res.end(body);
+        if (fault.trickleMs !== undefined) trickle(res, body, fault.trickleMs);
+        else res.end(body);
         return;
       }
       if (!isAuthorized(req, auth)) {
