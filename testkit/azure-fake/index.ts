@@ -82,6 +82,8 @@ export interface FakeRequest {
   status: number;
   /** The audience of the bearer token sent, when it was one the fake issued. */
   audience?: string;
+  /** The client's port: a proxy's outbound connection (testkit/proxy `upstreamPorts`) or the task's own. */
+  remotePort?: number;
 }
 
 export interface AzureFakeOptions {
@@ -240,7 +242,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const record: FakeRequest = { service: 'arm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    const record: FakeRequest = { service: 'arm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0, remotePort: req.socket.remotePort };
     fake.requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     const pathname = new URL(req.url ?? '/', url).pathname;

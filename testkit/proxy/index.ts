@@ -32,6 +32,11 @@ export interface TestProxy {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
   readonly requests: ProxiedRequest[];
+  /**
+   * Local ports of the connections the proxy opened to servers: a server that records its
+   * clients' ports can tell what came through the proxy from what came direct.
+   */
+  readonly upstreamPorts: Set<number>;
   /** Hosts (`host:port`) reached through the proxy, in first-seen order. */
   hosts(): string[];
   close(): Promise<void>;
@@ -39,6 +44,7 @@ export interface TestProxy {
 
 export async function startProxy(options: { credentials?: { username: string; password: string } } = {}): Promise<TestProxy> {
   const requests: ProxiedRequest[] = [];
+  const upstreamPorts = new Set<number>();
   const sockets = new Set<Duplex>();
   const expected = options.credentials ? 'Basic ' + Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64') : undefined;
   const authorized = (req: http.IncomingMessage) => expected === undefined || req.headers['proxy-authorization'] === expected;
@@ -70,6 +76,7 @@ export async function startProxy(options: { credentials?: { username: string; pa
       up.pipe(res);
       up.on('error', () => res.destroy());
     });
+    upstream.on('socket', (socket) => socket.once('connect', () => upstreamPorts.add(socket.localPort ?? 0)));
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -87,6 +94,7 @@ export async function startProxy(options: { credentials?: { username: string; pa
     }
     const [host, port] = splitHostPort(req.url ?? '');
     const upstream = net.connect(port, host, () => {
+      upstreamPorts.add(upstream.localPort ?? 0);
       record.status = 200;
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
@@ -109,6 +117,7 @@ export async function startProxy(options: { credentials?: { username: string; pa
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    upstreamPorts,
     hosts: () => [...new Set(requests.map((r) => (r.method === 'CONNECT' ? r.target : new URL(r.target).host)))],
     async close() {
       for (const s of sockets) s.destroy();

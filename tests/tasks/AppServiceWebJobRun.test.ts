@@ -236,6 +236,105 @@ describe('AppServiceWebJobRun', function () {
     assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 2);
   });
 
+  it('folds the streamed log into a group on the run page', async () => {
+    job('backup', PRINT_AND_EXIT(0));
+    const result = await run({ jobName: 'backup' });
+    assert.equal(result.result, 'Succeeded', result.output);
+    const lines = result.logLines;
+    const open = lines.findIndex((l) => /^##\[group\]Log of run \d+ of WebJob 'backup'$/.test(l));
+    const close = lines.indexOf('##[endgroup]');
+    const step = lines.findIndex((l) => l.includes('step 3 of 5'));
+    assert.ok(open >= 0 && open < step && step < close, result.output);
+    assert.equal(lines.filter((l) => l.startsWith('##[group]')).length, 1);
+  });
+
+  describe('deadlines', () => {
+    async function othersRun(name: string, script: string): Promise<string> {
+      job(name, script);
+      const res = await fetch(new URL(`api/triggeredwebjobs/${name}/run`, kudu.url), {
+        method: 'POST',
+        headers: { authorization: 'Basic ' + Buffer.from(`$blog:${PASSWORD}`).toString('base64'), 'user-agent': 'another-pipeline' },
+      });
+      assert.equal(res.status, 202);
+      return String(res.headers.get('location')).split('/').pop()!;
+    }
+
+    function runUntil(inputs: Record<string, string | number | boolean>): Promise<TaskRun> {
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, ...inputs },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        // Far beyond the task's own deadline: a task that ignores its deadline is killed here and fails the test.
+        timeoutMs: 60_000,
+      });
+    }
+
+    it('queue: stops at its deadline when the run in progress never ends, and posts no run', async () => {
+      const other = await othersRun('forever', `console.log('busy'); setInterval(() => console.log('still busy'), 300);`);
+      const result = await runUntil({ jobName: 'forever', whenAlreadyRunning: 'queue', timeoutMinutes: 0.05 });
+      assert.equal(result.timedOut, false, 'the task ended by itself');
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, new RegExp(`still running run ${other} .*timeoutMinutes \\(0\\.05\\) ran out, so no new run was started`));
+      assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 1, 'only the other pipeline posted');
+      // 3 s of polling every 0.2 s: a few dozen requests, not the tens of thousands of a loop without pause.
+      assert.ok(kudu.requests.length < 100, `${kudu.requests.length} requests`);
+    });
+
+    it('queue: does not start a run after its deadline when the other run ends just after it', async () => {
+      await othersRun('slowjob', `console.log('busy'); setTimeout(() => process.exit(0), 4500);`);
+      const result = await runUntil({ jobName: 'slowjob', whenAlreadyRunning: 'queue', timeoutMinutes: 0.04 });
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /no new run was started/);
+      await kudu.jobs.waitForIdle(20_000);
+      // Time for a task that ignored its deadline to post after the other run ended (it would still be running).
+      await new Promise((r) => setTimeout(r, 1000));
+      const runs = fs.readdirSync(path.join(home, 'data', 'jobs', 'triggered', 'slowjob')).filter((d) => /^\d+$/.test(d));
+      assert.equal(runs.length, 1, `runs: ${runs}`);
+      assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 1);
+    });
+
+    it('ends at its deadline while the server trickles its answer one byte a second', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      kudu.faults.add({ method: 'GET', path: '/api/triggeredwebjobs/backup', status: 200, body: JSON.stringify({ name: 'backup' }).padEnd(60), trickleMs: 1000, times: Infinity });
+      const result = await runUntil({ jobName: 'backup', timeoutMinutes: 0.01 });
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /GET \/api\/triggeredwebjobs\/backup .*the time allowed by timeoutMinutes \(0\.01\) ran out\. Raise timeoutMinutes/);
+      assert.ok(result.durationMs < 20_000, `the task ran ${result.durationMs} ms against a 0.6-second deadline`);
+    });
+  });
+
+  describe('a Generic connection URL with user-info (https://$app:PW@host/)', () => {
+    function withUserInfo(password: string): TaskRun | Promise<TaskRun> {
+      const url = kudu.url.replace('http://', `http://$blog:${password}@`);
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup' },
+        endpoints: { 'kudu-conn': { url, scheme: 'UsernamePassword', parameters: {} } },
+        variables: { 'System.Debug': 'true' },
+      });
+    }
+
+    it('uses the credentials in the URL, registers the password first and never prints it, even with System.Debug', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      const result = await withUserInfo(PASSWORD);
+      assert.equal(result.result, 'Succeeded', result.output);
+      assert.ok(result.secrets.includes(PASSWORD), 'the password is registered');
+      const firstSecret = result.stdout.indexOf('##vso[task.setsecret]');
+      const firstUrl = result.stdout.indexOf(new URL(kudu.url).host);
+      assert.ok(firstSecret >= 0 && (firstUrl < 0 || firstSecret < firstUrl), 'registered before the URL is printed anywhere');
+      assert.deepEqual(linesLeaking(result, [PASSWORD, `$blog:${PASSWORD}`]), []);
+    });
+
+    it('keeps the password out of the messages when Kudu refuses it', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      const wrong = 'wr0ng-pa55-in-the-url';
+      const result = await withUserInfo(wrong);
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /401 Unauthorized/);
+      assert.deepEqual(linesLeaking(result, [wrong]), []);
+    });
+  });
+
   async function waitForLog(jobName: string, text: string, runs = 1): Promise<void> {
     const dir = path.join(home, 'data', 'jobs', 'triggered', jobName);
     const deadline = Date.now() + 20_000;
