@@ -1,6 +1,6 @@
 /**
  * The YAML a user copies must work: every task step in the samples and in the YAML blocks of
- * overview.md and README.md names a task of this extension (or a well-known Microsoft one), at a
+ * overview.md, README.md and docs/ names a task of this extension (or a well-known Microsoft one), at a
  * version that exists, with inputs its task.json has — and no required input left out.
  */
 import * as assert from 'node:assert/strict';
@@ -60,7 +60,9 @@ function yamlDocuments(): Array<{ where: string; text: string }> {
   for (const file of fs.readdirSync(path.join(REPO_ROOT, 'samples')).filter((f) => /\.ya?ml$/.test(f))) {
     docs.push({ where: `samples/${file}`, text: fs.readFileSync(path.join(REPO_ROOT, 'samples', file), 'utf8') });
   }
-  for (const md of ['overview.md', 'README.md']) {
+  const docsDir = path.join(REPO_ROOT, 'docs');
+  const inDocs = fs.readdirSync(docsDir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.md')).map((f) => `docs/${f.split(path.sep).join('/')}`);
+  for (const md of ['overview.md', 'README.md', ...inDocs]) {
     const text = fs.readFileSync(path.join(REPO_ROOT, md), 'utf8');
     let n = 0;
     for (const m of text.matchAll(/```yaml\n([\s\S]*?)```/g)) docs.push({ where: `${md} yaml block ${++n}`, text: m[1] });
@@ -73,7 +75,7 @@ describe('YAML in the samples and the docs', () => {
 
   it('finds the samples and the docs’ YAML', () => {
     assert.ok(docs.some((d) => d.where.startsWith('samples/')));
-    assert.ok(docs.filter((d) => d.where.startsWith('overview.md')).length >= 5);
+    assert.ok(docs.filter((d) => d.where.startsWith('docs/tasks/')).length >= 5);
   });
 
   for (const doc of docs) {
