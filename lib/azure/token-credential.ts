@@ -83,11 +83,11 @@ export function describeAuth(auth: EntraAuth): string {
 
 export function entraTokenSource(auth: EntraAuth, options: TokenSourceOptions): TokenSource {
   const description = describeAuth(auth);
-  // Warnings and errors only, without personal data: MSAL never logs tokens or secrets, and
-  // nothing at these levels is noise in a pipeline's debug log.
   const network = options.http ? msalNetwork(options.http) : undefined;
   const managed = auth.kind === 'managedIdentity';
   const system = {
+    // Warnings and errors only, without personal data: MSAL never logs tokens or secrets, and
+    // nothing at these levels is noise in a pipeline's debug log.
     loggerOptions: {
       loggerCallback: (_level: LogLevel, message: string) => options.debug?.(`MSAL: ${message}`),
       piiLoggingEnabled: false,
@@ -98,29 +98,7 @@ export function entraTokenSource(auth: EntraAuth, options: TokenSourceOptions): 
     disableInternalRetries: network !== undefined,
   };
   const reach = managed ? "the agent machine's managed identity endpoint" : `Microsoft Entra ID at ${options.authorityHost}`;
-  let acquire: (scope: string) => Promise<{ accessToken: string; expiresOn: Date | null } | null>;
-  if (auth.kind === 'managedIdentity') {
-    const app = new ManagedIdentityApplication({
-      managedIdentityIdParams: auth.clientId ? { userAssignedClientId: auth.clientId } : undefined,
-      system,
-    });
-    // forceRefresh: TokenCache decides when a token is renewed, not MSAL's own cache.
-    acquire = (scope) => app.acquireToken({ resource: scope.replace(/\/\.default$/, ''), forceRefresh: true });
-  } else {
-    const authority = new URL(encodeURIComponent(auth.tenantId), withSlash(options.authorityHost)).toString();
-    const config: Configuration = {
-      // Listing the host as known spares a call to login.microsoftonline.com's instance discovery,
-      // which sovereign clouds and Azure Stack do not need.
-      auth: { clientId: auth.clientId, authority, knownAuthorities: [new URL(authority).host] },
-      system,
-    };
-    if (auth.kind === 'secret') config.auth.clientSecret = auth.secret;
-    else if (auth.kind === 'certificate') config.auth.clientCertificate = certificateCredential(auth.pem);
-    // A callback, so each token request gets a fresh OIDC token: the pipeline's expire in minutes.
-    else config.auth.clientAssertion = () => auth.assertion();
-    const app = new ConfidentialClientApplication(config);
-    acquire = (scope) => app.acquireTokenByClientCredential({ scopes: [scope], skipCache: true });
-  }
+  const acquire = msalAcquirer(auth, options.authorityHost, system);
   return {
     description,
     close: () => network?.close(),
@@ -141,6 +119,33 @@ export function entraTokenSource(auth: EntraAuth, options: TokenSourceOptions): 
       return { token: result.accessToken, expiresOnMs, obtainedAtMs };
     },
   };
+}
+
+type Acquire = (scope: string) => Promise<{ accessToken: string; expiresOn: Date | null } | null>;
+
+/** The MSAL application for the identity, as a function from scope to MSAL's result. */
+function msalAcquirer(auth: EntraAuth, authorityHost: string, system: NonNullable<Configuration['system']>): Acquire {
+  if (auth.kind === 'managedIdentity') {
+    const app = new ManagedIdentityApplication({
+      managedIdentityIdParams: auth.clientId ? { userAssignedClientId: auth.clientId } : undefined,
+      system,
+    });
+    // forceRefresh: TokenCache decides when a token is renewed, not MSAL's own cache.
+    return (scope) => app.acquireToken({ resource: scope.replace(/\/\.default$/, ''), forceRefresh: true });
+  }
+  const authority = new URL(encodeURIComponent(auth.tenantId), withSlash(authorityHost)).toString();
+  const config: Configuration = {
+    // Listing the host as known spares a call to login.microsoftonline.com's instance discovery,
+    // which sovereign clouds and Azure Stack do not need.
+    auth: { clientId: auth.clientId, authority, knownAuthorities: [new URL(authority).host] },
+    system,
+  };
+  if (auth.kind === 'secret') config.auth.clientSecret = auth.secret;
+  else if (auth.kind === 'certificate') config.auth.clientCertificate = certificateCredential(auth.pem);
+  // A callback, so each token request gets a fresh OIDC token: the pipeline's expire in minutes.
+  else config.auth.clientAssertion = () => auth.assertion();
+  const app = new ConfidentialClientApplication(config);
+  return (scope) => app.acquireTokenByClientCredential({ scopes: [scope], skipCache: true });
 }
 
 /** When a token is due for renewal: 5 minutes before it expires, or halfway through a shorter life. */

@@ -90,40 +90,7 @@ export function azureRmConnection(id: string, options: EndpointOptions): AzureRm
     );
   }
 
-  const scheme = (auth.scheme || 'ServicePrincipal').toLowerCase();
-  let entra: EntraAuth;
-  switch (scheme) {
-    case 'serviceprincipal': {
-      const tenantId = required(param('tenantid'), 'tenant ID');
-      const clientId = required(param('serviceprincipalid'), 'service principal ID');
-      if ((param('authenticationType') ?? 'spnKey').toLowerCase() === 'spncertificate') {
-        const pem = required(param('servicePrincipalCertificate'), 'certificate');
-        registerPem(pem);
-        entra = { kind: 'certificate', tenantId, clientId, pem };
-      } else {
-        const secret = required(param('serviceprincipalkey'), 'service principal key');
-        tl.setSecret(secret);
-        entra = { kind: 'secret', tenantId, clientId, secret };
-      }
-      break;
-    }
-    case 'workloadidentityfederation': {
-      const tenantId = required(param('tenantid'), 'tenant ID');
-      const clientId = required(param('serviceprincipalid'), 'service principal ID');
-      entra = { kind: 'federated', tenantId, clientId, assertion: pipelineAssertion({ ...oidcRequest(), serviceConnectionId: id, http: options.http, onSecret: tl.setSecret }) };
-      break;
-    }
-    case 'managedserviceidentity':
-      entra = { kind: 'managedIdentity', clientId: data('msiclientId') };
-      break;
-    case 'publishprofile':
-      throw new Error(
-        `The service connection '${id}' uses a publish profile, which holds only the app's basic-auth publishing credentials. ` +
-          `Use a Generic connection with those credentials, or an Azure Resource Manager connection with workload identity federation, a service principal or a managed identity.`,
-      );
-    default:
-      throw new Error(`The service connection '${id}' uses the authentication scheme '${auth.scheme}', which this task does not support.`);
-  }
+  const entra = entraAuthOf(id, auth.scheme, { param, data, required, http: options.http });
   if (!resourceManagerUrl || (!authorityHost && entra.kind !== 'managedIdentity')) {
     throw new Error(
       `The service connection '${id}' is for the '${environment}' environment, and does not say where its Resource Manager and Microsoft Entra endpoints are.`,
@@ -137,6 +104,45 @@ export function azureRmConnection(id: string, options: EndpointOptions): AzureRm
     subscriptionName: data('subscriptionName'),
     source: entraTokenSource(entra, { authorityHost: authorityHost ?? 'https://login.microsoftonline.com/', onSecret: tl.setSecret, debug: options.debug, http: options.http }),
   };
+}
+
+interface ConnectionFields {
+  param: (key: string) => string | undefined;
+  data: (key: string) => string | undefined;
+  required: (value: string | undefined, what: string) => string;
+  http: HttpContext;
+}
+
+/** The identity the connection's authentication scheme describes; its secret registered before use. */
+function entraAuthOf(id: string, scheme: string | undefined, { param, data, required, http }: ConnectionFields): EntraAuth {
+  switch ((scheme || 'ServicePrincipal').toLowerCase()) {
+    case 'serviceprincipal': {
+      const tenantId = required(param('tenantid'), 'tenant ID');
+      const clientId = required(param('serviceprincipalid'), 'service principal ID');
+      if ((param('authenticationType') ?? 'spnKey').toLowerCase() === 'spncertificate') {
+        const pem = required(param('servicePrincipalCertificate'), 'certificate');
+        registerPem(pem);
+        return { kind: 'certificate', tenantId, clientId, pem };
+      }
+      const secret = required(param('serviceprincipalkey'), 'service principal key');
+      tl.setSecret(secret);
+      return { kind: 'secret', tenantId, clientId, secret };
+    }
+    case 'workloadidentityfederation': {
+      const tenantId = required(param('tenantid'), 'tenant ID');
+      const clientId = required(param('serviceprincipalid'), 'service principal ID');
+      return { kind: 'federated', tenantId, clientId, assertion: pipelineAssertion({ ...oidcRequest(), serviceConnectionId: id, http, onSecret: tl.setSecret }) };
+    }
+    case 'managedserviceidentity':
+      return { kind: 'managedIdentity', clientId: data('msiclientId') };
+    case 'publishprofile':
+      throw new Error(
+        `The service connection '${id}' uses a publish profile, which holds only the app's basic-auth publishing credentials. ` +
+          `Use a Generic connection with those credentials, or an Azure Resource Manager connection with workload identity federation, a service principal or a managed identity.`,
+      );
+    default:
+      throw new Error(`The service connection '${id}' uses the authentication scheme '${scheme}', which this task does not support.`);
+  }
 }
 
 /** Where to ask for the job's OIDC token, and the token to ask with. */
