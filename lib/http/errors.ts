@@ -203,6 +203,7 @@ export function connectionProblem(err: HttpError): string {
     return `${err.detail ?? 'the proxy refused the connection'}. Check the agent's proxy settings (its URL, user name and password, and bypass list).`;
   }
   if (err.kind === 'timeout') return `${err.detail ?? 'no complete answer in time'}.`;
+  if (err.kind === 'too-large') return `the answer was longer than ${err.limitBytes} bytes, more than such an answer can be; it was not read.`;
   if (CERTIFICATE_CODES.test(code)) {
     return (
       `the TLS certificate of ${err.host} is not trusted (${code}: ${err.detail ?? ''}). If a company proxy or certificate authority signs it, ` +
