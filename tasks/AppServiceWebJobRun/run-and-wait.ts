@@ -134,6 +134,7 @@ async function start(kudu: KuduClient, options: RunOptions, log: Log): Promise<{
           throw new Error(
             `Kudu refused to start '${options.jobName}': ${text} WebJobs are stopped on this app: remove the WEBJOBS_STOPPED app setting ` +
               `(or set it to 0) in the app's Configuration, then run again.`,
+            { cause: err },
           );
         }
         if (!text.includes(ALREADY_RUNNING_TEXT) && !/already running/i.test(text)) throw err;

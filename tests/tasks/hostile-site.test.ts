@@ -44,6 +44,23 @@ describe('Kudu tasks against escaping paths and front-end refusals', function ()
     assert.ok(!kudu.requests.some((r) => /settings|deployments/.test(r.path)), kudu.requests.map((r) => r.path).join('\n'));
   });
 
+  it("AppServiceDownload: a folder listing with an entry named '.' ends the completeness check instead of listing forever", async () => {
+    fs.mkdirSync(path.join(home, 'site', 'wwwroot', 'content', 'images'), { recursive: true });
+    fs.writeFileSync(path.join(home, 'site', 'wwwroot', 'content', 'images', 'a.png'), 'png');
+    const dot = { name: '.', size: 0, mtime: '2026-01-01T00:00:00Z', mime: 'inode/directory', href: 'x', path: 'x' };
+    kudu.faults.add({ method: 'GET', path: /^\/api\/vfs\/site\/wwwroot\/content\/images\/$/, status: 200, times: Infinity, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify([dot]) });
+    const result = await runTask({
+      task: 'AppServiceDownload',
+      inputs: { kuduService: 'kudu', remotePath: 'site/wwwroot/content/images/', destination: 'images' },
+      endpoints: { kudu: genericEndpoint(kudu.url, AUTH.basic.username, AUTH.basic.password) },
+      timeoutMs: 60_000,
+    });
+    assert.equal(result.timedOut, false);
+    assert.equal(result.result, 'Failed', result.output);
+    assert.match(result.resultMessage!, /listed an entry named '\.'.*not a file name/);
+    assert.ok(kudu.requests.length < 20, `${kudu.requests.length} requests`);
+  });
+
   it('AppServiceWebJobRun: a jobName that is not a name is refused before any request', async () => {
     const result = await task('AppServiceWebJobRun', { jobName: '../../api/settings' });
     assert.equal(result.result, 'Failed', result.output);
