@@ -35,7 +35,12 @@ export function agentNetwork(log: Log): NetworkSettings | undefined {
 }
 
 function agentProxy(log: Log): ProxySettings | undefined {
-  const config = tl.getHttpProxyConfiguration();
+  let config: tl.ProxyConfiguration | null;
+  try {
+    config = tl.getHttpProxyConfiguration();
+  } catch (err) {
+    throw new Error(`The agent's proxy bypass list (Agent.ProxyBypassList) is not a JSON list of patterns: ${(err as Error).message}`, { cause: err });
+  }
   if (!config?.proxyUrl) return undefined;
   const proxy: ProxySettings = { url: config.proxyUrl, username: config.proxyUsername || undefined, password: config.proxyPassword || undefined };
   // The agent marks Agent.ProxyPassword secret itself; registering it (and the header built from

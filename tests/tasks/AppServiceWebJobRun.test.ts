@@ -262,7 +262,7 @@ describe('AppServiceWebJobRun', function () {
     function runUntil(inputs: Record<string, string | number | boolean>): Promise<TaskRun> {
       return runTask({
         task: 'AppServiceWebJobRun',
-        inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, ...inputs },
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, ...inputs },
         endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
         // Far beyond the task's own deadline: a task that ignores its deadline is killed here and fails the test.
         timeoutMs: 60_000,
@@ -308,7 +308,7 @@ describe('AppServiceWebJobRun', function () {
       const url = kudu.url.replace('http://', `http://$blog:${password}@`);
       return runTask({
         task: 'AppServiceWebJobRun',
-        inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup' },
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup' },
         endpoints: { 'kudu-conn': { url, scheme: 'UsernamePassword', parameters: {} } },
         variables: { 'System.Debug': 'true' },
       });

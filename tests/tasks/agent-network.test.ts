@@ -66,7 +66,7 @@ describe("the agent's proxy and certificates", function () {
   function generic(task: string, inputs: Record<string, string | number | boolean>, agent: { variables: Record<string, string>; env?: Record<string, string> }, url = kudu.url): Promise<TaskRun> {
     return runTask({
       task,
-      inputs: { kuduService: 'kudu', ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu', ...inputs },
       endpoints: { kudu: genericEndpoint(url, '$blog', PASSWORD) },
       variables: agent.variables,
       env: agent.env,
@@ -190,7 +190,7 @@ describe("the agent's proxy and certificates", function () {
     it('presents the client certificate, with the passphrase registered as a secret', async () => {
       const result = await runTask({
         task: 'AppServiceDownload',
-        inputs: { kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/notes.txt', destination: 'notes.txt' },
+        inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/notes.txt', destination: 'notes.txt' },
         endpoints: { kudu: genericEndpoint(front.url, '$blog', PASSWORD) },
         variables: certificates,
         env: { NODE_EXTRA_CA_CERTS: undefined, SECRET_AGENT_CLIENTCERTPASSWORD: CLIENT_PASSPHRASE, VSTS_SECRET_VARIABLES: JSON.stringify(['Agent.ClientCertPassword']) },
@@ -206,7 +206,7 @@ describe("the agent's proxy and certificates", function () {
     it('is refused without the client certificate', async () => {
       const result = await runTask({
         task: 'AppServiceDownload',
-        inputs: { kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/notes.txt', destination: 'notes.txt', retries: 0 },
+        inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/notes.txt', destination: 'notes.txt', retries: 0 },
         endpoints: { kudu: genericEndpoint(front.url, '$blog', PASSWORD) },
         variables: { 'Agent.CAInfo': TEST_CA_FILE },
         env: { NODE_EXTRA_CA_CERTS: undefined },

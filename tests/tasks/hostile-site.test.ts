@@ -29,7 +29,7 @@ describe('Kudu tasks against escaping paths and front-end refusals', function ()
   });
 
   function task(name: 'AppServiceDownload' | 'AppServiceDatabaseGuard' | 'AppServiceWebJobRun', inputs: Record<string, string | number | boolean>): Promise<TaskRun> {
-    return runTask({ task: name, inputs: { kuduService: 'kudu', ...inputs }, endpoints: { kudu: genericEndpoint(kudu.url, AUTH.basic.username, AUTH.basic.password) } });
+    return runTask({ task: name, inputs: { connectionType: 'Generic', kuduService: 'kudu', ...inputs }, endpoints: { kudu: genericEndpoint(kudu.url, AUTH.basic.username, AUTH.basic.password) } });
   }
 
   it("AppServiceDownload: remotePath '../settings' never requests /api/settings, and says what to write", async () => {
@@ -51,7 +51,7 @@ describe('Kudu tasks against escaping paths and front-end refusals', function ()
     kudu.faults.add({ method: 'GET', path: /^\/api\/vfs\/site\/wwwroot\/content\/images\/$/, status: 200, times: Infinity, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify([dot]) });
     const result = await runTask({
       task: 'AppServiceDownload',
-      inputs: { kuduService: 'kudu', remotePath: 'site/wwwroot/content/images/', destination: 'images' },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath: 'site/wwwroot/content/images/', destination: 'images' },
       endpoints: { kudu: genericEndpoint(kudu.url, AUTH.basic.username, AUTH.basic.password) },
       timeoutMs: 60_000,
     });
