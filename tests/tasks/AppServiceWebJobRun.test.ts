@@ -131,8 +131,12 @@ describe('AppServiceWebJobRun', function () {
   });
 
   describe('when a run is already in progress', () => {
+    const releaseFile = () => path.join(home, 'release-backup');
+
+    /** Another pipeline's run, which goes on until the test releases it (later runs of the job end at once). */
     async function busy(): Promise<string> {
-      job('backup', `console.log('run ' + process.env.WEBJOBS_RUN_ID); setTimeout(() => process.exit(0), 1500);`);
+      const file = JSON.stringify(releaseFile());
+      job('backup', `console.log('run ' + process.env.WEBJOBS_RUN_ID); setInterval(() => { if (require('fs').existsSync(${file})) process.exit(0); }, 50);`);
       const res = await fetch(new URL('api/triggeredwebjobs/backup/run', kudu.url), {
         method: 'POST',
         headers: { authorization: 'Basic ' + Buffer.from(`$blog:${PASSWORD}`).toString('base64'), 'user-agent': 'schedule-test' },
@@ -141,9 +145,21 @@ describe('AppServiceWebJobRun', function () {
       return String(res.headers.get('location')).split('/').pop()!;
     }
 
+    /** Runs the task; the other run ends once the task has printed `when`, however slowly the task started. */
+    function runReleasing(inputs: Record<string, string>, when?: string): Promise<TaskRun> {
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup', ...inputs },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        onLine: (line) => {
+          if (when && line.includes(when)) fs.writeFileSync(releaseFile(), '');
+        },
+      });
+    }
+
     it("queue: waits for it, then starts and reports a fresh run", async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'queue' });
+      const result = await runReleasing({ whenAlreadyRunning: 'queue' }, 'Waiting for it to end');
       assert.equal(result.result, 'Succeeded', result.output);
       assert.notEqual(result.variables.runId.value, other);
       assert.ok(result.logLines.some((l) => l.includes('already running')), result.output);
@@ -151,14 +167,15 @@ describe('AppServiceWebJobRun', function () {
 
     it('attach: follows that run and reports its result', async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'attach' });
+      const result = await runReleasing({ whenAlreadyRunning: 'attach' }, 'Attaching to it');
       assert.equal(result.result, 'Succeeded', result.output);
       assert.equal(result.variables.runId.value, other);
     });
 
     it('fail: fails at once and names the run in progress', async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'fail' });
+      const result = await runReleasing({ whenAlreadyRunning: 'fail' });
+      fs.writeFileSync(releaseFile(), '');
       assert.equal(result.result, 'Failed', result.output);
       assert.match(result.resultMessage!, new RegExp(`already running \\(run ${other}`));
       await kudu.jobs.waitForIdle(10_000);
@@ -281,13 +298,24 @@ describe('AppServiceWebJobRun', function () {
     });
 
     it('queue: does not start a run after its deadline when the other run ends just after it', async () => {
-      await othersRun('slowjob', `console.log('busy'); setTimeout(() => process.exit(0), 4500);`);
-      const result = await runUntil({ jobName: 'slowjob', whenAlreadyRunning: 'queue', timeoutMinutes: 0.04 });
+      const release = path.join(home, 'release-slowjob');
+      await othersRun('slowjob', `console.log('busy'); setInterval(() => { if (require('fs').existsSync(${JSON.stringify(release)})) process.exit(0); }, 50);`);
+      // The other run ends half a second after the task's 2.4-second deadline, counted from when
+      // the task says it waits (its deadline started earlier): a task still looping then would post.
+      let released: Promise<void> | undefined;
+      const result = await runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, jobName: 'slowjob', whenAlreadyRunning: 'queue', timeoutMinutes: 0.04 },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        timeoutMs: 60_000,
+        onLine: (line) => {
+          if (!released && line.includes('Waiting for it to end')) released = new Promise((r) => setTimeout(() => r(fs.writeFileSync(release, '')), 2900));
+        },
+      });
       assert.equal(result.result, 'Failed', result.output);
       assert.match(result.resultMessage!, /no new run was started/);
+      await released;
       await kudu.jobs.waitForIdle(20_000);
-      // Time for a task that ignored its deadline to post after the other run ended (it would still be running).
-      await new Promise((r) => setTimeout(r, 1000));
       const runs = fs.readdirSync(path.join(home, 'data', 'jobs', 'triggered', 'slowjob')).filter((d) => /^\d+$/.test(d));
       assert.equal(runs.length, 1, `runs: ${runs}`);
       assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 1);
