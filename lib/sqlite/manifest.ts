@@ -1,16 +1,17 @@
 /**
- * The manifest the backup WebJob writes beside each backup (`backup.db.json` for `backup.db`):
- * what the backup holds and where it came from, above all the source's fingerprint at the instant
- * of the copy, which a release compares with the live database right before the slot swap. Its
- * sha256 ties it to one backup file: a download checks the two agree.
+ * The manifest every backup front end (the WebJob, SqliteBackup, the CLI) writes beside each backup
+ * (`backup.db.json` for `backup.db`): what the backup holds and where it came from, above all the
+ * source's fingerprint at the instant of the copy, which a release compares with the live database
+ * right before the slot swap. Its sha256 ties it to one backup file: a download checks the two agree.
  *
  * @example
- *   writeManifest(report.file, manifestFromReport(report, version));   // after the backup is in place
+ *   placeManifest(report, version);   // after the backup is in place
  *   const manifest = parseManifest(text, 'site/wwwroot/content/data/backup.db.json');
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackupReport } from './backup';
+import { SqliteBackupError } from './backup-error';
 import { formatFingerprint, parseFingerprint } from './fingerprint';
 import { writeFileAtomic } from '../fs';
 
@@ -78,6 +79,25 @@ export function writeManifest(backupFile: string, manifest: BackupManifest): str
   const target = manifestFileFor(backupFile);
   writeFileAtomic(target, JSON.stringify(manifest, null, 2) + '\n');
   return target;
+}
+
+/**
+ * Writes the manifest beside a backup that is in place, and removes those of the backups keepLast
+ * deleted. If it cannot be written, the old manifest goes too — it describes the previous backup —
+ * and this throws: without it a release cannot check the live database. Returns its path.
+ */
+export function placeManifest(report: BackupReport, extensionVersion: string): string {
+  for (const deleted of report.deleted) fs.rmSync(manifestFileFor(deleted), { force: true });
+  try {
+    return writeManifest(report.file, manifestFromReport(report, extensionVersion));
+  } catch (err) {
+    fs.rmSync(manifestFileFor(report.file), { force: true });
+    throw new SqliteBackupError(
+      `The backup ${report.file} is in place, but its manifest ${manifestFileFor(report.file)} could not be written (${(err as Error).message}): ` +
+        `check the free space and permissions of the folder, and run the backup again.`,
+      'destination',
+    );
+  }
 }
 
 /**

@@ -6,11 +6,13 @@ import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { backupSqlite, summaryLine, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
+import { placeManifest } from '../../lib/sqlite/manifest';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { formatBytes, formatMs } from '../../lib/format';
 import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';
+import { version } from '../../package.json';
 
 runTask(async () => {
   const base = tl.getVariable('System.DefaultWorkingDirectory') || process.cwd();
@@ -23,7 +25,10 @@ runTask(async () => {
     log: pipelineLog,
     onProgress: progressPrinter((line) => console.log(line)),
   });
+  // The same manifest the backup WebJob writes: a release's AppServiceDatabaseGuard can read the fingerprint from it.
+  const manifest = placeManifest(report, version);
   setOutput('backupFile', report.file);
+  setOutput('backupManifest', manifest);
   setOutput('backupSha256', report.sha256);
   setOutput('backupBytes', report.bytes);
   setOutput('backupSkipped', report.skipped);
