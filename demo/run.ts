@@ -71,7 +71,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     await sleep(1500);
 
     const endpoints = { 'scm-ghost-blog': genericEndpoint(kudu.url, USER, PASSWORD) };
-    const connection = { kuduService: 'scm-ghost-blog' };
+    const connection = { connectionType: 'Generic', kuduService: 'scm-ghost-blog' };
     /**
      * Runs one task as the agent would. `expect: 'caught'` is for the guard's demonstration: the
      * task must fail because the live database changed, and that counts as the demo going right.

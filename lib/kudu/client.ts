@@ -269,6 +269,21 @@ export class KuduClient {
   async openStream(path: string, headers: Record<string, string> = {}, accept: number[] = []): Promise<StreamResponse> {
     return this.http.open({ method: 'GET', path, headers, accept });
   }
+
+  /**
+   * The site's app settings as its Kudu sees them (`api/settings`: Kudu's SettingsController,
+   * its own settings merged with the app's). Values are strings; anything else is left out.
+   * Values may be secrets: callers read the names they need and never log the rest.
+   */
+  async appSettings(): Promise<Record<string, string>> {
+    const all = json<unknown>(await this.http.send({ method: 'GET', path: 'api/settings', headers: { Accept: 'application/json' } }));
+    // Old Kudu answered an empty array when there were none.
+    if (Array.isArray(all) && all.length === 0) return {};
+    if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+      throw new KuduError(`Kudu's api/settings on ${this.host} sent no settings object.`, 'http', { path: 'api/settings', host: this.host });
+    }
+    return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
 }
 
 /** .NET ticks (100 ns since 0001-01-01) at the Unix epoch. */

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackupReport } from './backup';
+import { SqliteBackupError } from './backup-error';
 import { formatFingerprint, parseFingerprint } from './fingerprint';
 import { writeFileAtomic } from '../fs';
 
@@ -78,6 +79,26 @@ export function writeManifest(backupFile: string, manifest: BackupManifest): str
   const target = manifestFileFor(backupFile);
   writeFileAtomic(target, JSON.stringify(manifest, null, 2) + '\n');
   return target;
+}
+
+/**
+ * After a backup (already in place): writes its manifest beside it and removes those of backups
+ * that keepLast deleted. If it cannot be written, the old manifest goes too — it describes the
+ * previous backup — and the run fails: without it a release cannot check the live database.
+ * Used by the backup WebJob and by SqliteBackup, so both leave the same files.
+ */
+export function placeManifest(report: BackupReport, extensionVersion: string): string {
+  for (const deleted of report.deleted) fs.rmSync(manifestFileFor(deleted), { force: true });
+  try {
+    return writeManifest(report.file, manifestFromReport(report, extensionVersion));
+  } catch (err) {
+    fs.rmSync(manifestFileFor(report.file), { force: true });
+    throw new SqliteBackupError(
+      `The backup ${report.file} is in place, but its manifest ${manifestFileFor(report.file)} could not be written (${(err as Error).message}): ` +
+        `check the free space and permissions of the folder, and run the backup again.`,
+      'destination',
+    );
+  }
 }
 
 /**

@@ -2,8 +2,13 @@
  * AppServiceDownload@1: download a file or a folder from an App Service through Kudu, verified
  * and complete, or fail without touching the destination.
  */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
+import { writeFileAtomic } from '../../lib/fs';
+import { manifestFileFor, type BackupManifest } from '../../lib/sqlite/manifest';
 import { getBoolean, getChoice, getNumber, getRequired, setOutput } from '../../lib/task/inputs';
 import { kuduFromServiceConnection } from '../../lib/task/kudu-connection';
 import { pipelineLog } from '../../lib/task/log';
@@ -35,6 +40,7 @@ runTask(async () => {
       setOutput('databaseFingerprint', result.manifest.fingerprint);
       setOutput('backupTakenAt', result.manifest.takenAt);
       setOutput('backupSourcePath', result.manifest.source);
+      setOutput('backupManifestFile', keepManifest(request.remotePath, result.manifest));
     }
     for (const db of result.databases) pipelineLog.info(`SQLite check passed: ${db.tables} tables, ${db.pageCount} pages of ${db.pageSize} bytes, ${db.journal} journal.`);
     const what = result.kind === 'file' ? `${result.bytes} bytes` : `${result.files} files, ${result.bytes} bytes`;
@@ -43,3 +49,15 @@ runTask(async () => {
     kudu.close();
   }
 });
+
+/**
+ * The manifest, as checked against the file, kept on the agent (not beside the destination,
+ * which is inside the site): SitePackage's backupManifest publishes it beside the zip.
+ */
+function keepManifest(remotePath: string, manifest: BackupManifest): string {
+  const folder = path.join(tl.getVariable('Agent.TempDirectory') || os.tmpdir(), `backup-manifest-${randomUUID().slice(0, 8)}`);
+  fs.mkdirSync(folder, { recursive: true });
+  const file = path.join(folder, manifestFileFor(path.posix.basename(remotePath.replace(/\\/g, '/'))));
+  writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
+  return file;
+}

@@ -77,7 +77,7 @@ describe('the packaged extension (.vsix)', function () {
         const run = await runTask({
           task: 'AppServiceWebJobRun',
           taskRoot: root,
-          inputs: { kuduService: 'k', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.2 },
+          inputs: { connectionType: 'Generic', kuduService: 'k', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.2 },
           endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
         });
         assertRan(run);
@@ -119,7 +119,7 @@ describe('the packaged extension (.vsix)', function () {
         const run = await runTask({
           task: 'AppServiceDownload',
           taskRoot: root,
-          inputs: { kuduService: 'k', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'ghost.db' },
+          inputs: { connectionType: 'Generic', kuduService: 'k', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'ghost.db' },
           endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
           workDir: work,
         });
@@ -166,7 +166,7 @@ describe('the packaged extension (.vsix)', function () {
           runTask({
             task: 'AppServiceDatabaseGuard',
             taskRoot: root,
-            inputs: { kuduService: 'k', expectedFingerprint: expected },
+            inputs: { connectionType: 'Generic', kuduService: 'k', expectedFingerprint: expected },
             endpoints: { k: genericEndpoint(kudu.url, '$app', 'pw-123456') },
           });
         const unchanged = await guard();

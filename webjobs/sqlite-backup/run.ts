@@ -31,7 +31,7 @@ import { progressPrinter } from '../../lib/sqlite/cli';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { formatBytes } from '../../lib/format';
 import { neutraliseCommands } from '../../lib/text';
-import { manifestFileFor, manifestFromReport, writeManifest } from '../../lib/sqlite/manifest';
+import { placeManifest } from '../../lib/sqlite/manifest';
 import { SqliteFileError } from '../../lib/sqlite/verify';
 import { lineLog, type Log } from '../../lib/log';
 
@@ -156,7 +156,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         printProgress(p);
       },
     });
-    const manifest = placeManifest(report);
+    const manifest = placeManifest(report, version);
     print(`Wrote ${manifest}: fingerprint ${formatFingerprint(report.fingerprint)}.`);
     print(
       `BACKUP_RESULT ${JSON.stringify({
@@ -184,25 +184,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return err instanceof SqliteBackupError && err.kind === 'usage' ? 2 : 1;
   } finally {
     heartbeat.stop();
-  }
-}
-
-/**
- * Writes the manifest beside the backup (which is already in place) and removes those of backups
- * that keepLast deleted. If it cannot be written, the old manifest goes too — it describes the
- * previous backup — and the run fails: without it the release cannot check the live database.
- */
-function placeManifest(report: BackupReport): string {
-  for (const deleted of report.deleted) fs.rmSync(manifestFileFor(deleted), { force: true });
-  try {
-    return writeManifest(report.file, manifestFromReport(report, version));
-  } catch (err) {
-    fs.rmSync(manifestFileFor(report.file), { force: true });
-    throw new SqliteBackupError(
-      `The backup ${report.file} is in place, but its manifest ${manifestFileFor(report.file)} could not be written (${(err as Error).message}): ` +
-        `check the free space and permissions of the folder, and run the backup again.`,
-      'destination',
-    );
   }
 }
 
