@@ -115,12 +115,18 @@ describe('AppServiceDatabaseGuard in a release', function () {
       assert.equal(backup.result, 'Succeeded', backup.output);
       const download = await step('AppServiceDownload', { ...connection, remotePath: `${DATA}/backup.db`, destination: 'site/content/data/ghost.db' });
       assert.equal(download.result, 'Succeeded', download.output);
+      // Each step's section on the run page has a title people can read.
+      assert.deepEqual(backup.summarySections.map((s) => s.title), ['WebJob sqlite-backup']);
+      assert.match(backup.summarySections[0].markdown, /\| Status \| ✔ Success \|/);
+      assert.deepEqual(download.summarySections.map((s) => s.title), ['Download of backup.db']);
+      assert.ok(download.summarySections[0].markdown.includes(`\`${download.variables.databaseFingerprint.value}\``));
       const kept = download.variables.backupManifestFile.value;
       assert.equal(path.basename(kept), 'backup.db.json');
       assert.ok(kept.startsWith(jobTemp), `${kept} is in the job's temp folder, not in the site`);
       assert.equal(JSON.parse(fs.readFileSync(kept, 'utf8')).fingerprint, download.variables.databaseFingerprint.value);
       const pack = await step('SitePackage', { rootFolder: 'site', archiveFile: 'drop/site.zip', backupManifest: kept });
       assert.equal(pack.result, 'Succeeded', pack.output);
+      assert.deepEqual(pack.summarySections.map((s) => s.title), ['Site package drop']);
 
       // The release: the artifact downloaded to $(System.DefaultWorkingDirectory)/_build/drop.
       const release = path.join(work, '_build', 'drop');
