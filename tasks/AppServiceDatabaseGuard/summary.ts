@@ -21,10 +21,10 @@ export interface GuardReport {
 export function renderGuardSummary(r: GuardReport): string[] {
   const { verdict, slot } = r;
   const headline = verdict.changed
-    ? `**✋ Changed since the backup: ${r.onChange === 'fail' ? 'the swap was stopped' : 'continuing (onChange: warn), the writes since the backup will be lost'}.**`
+    ? `**✘ Changed since the backup: ${r.onChange === 'fail' ? 'the swap was stopped' : 'continuing (onChange: warn), the writes since the backup will be lost'}.**`
     : '**✔ Unchanged since the backup: nothing written to production would be lost by the swap.**';
   const blocks = [headline];
-  if (slot) blocks.push(slot.set ? `**✋ Slot ${code(slot.slot)} runs from a package: the swap was stopped.**` : `✔ Slot ${code(slot.slot)} does not run from a package.`);
+  if (slot) blocks.push(slot.set ? `**✘ Slot ${code(slot.slot)} runs from a package: the swap was stopped.**` : `✔ Slot ${code(slot.slot)} does not run from a package.`);
   blocks.push(
     markdownTable(
       [
@@ -34,7 +34,6 @@ export function renderGuardSummary(r: GuardReport): string[] {
         ['Read', `${verdict.bytesReceived} bytes in ${verdict.requests} Range requests (headers only: no lock, no download)`],
         ['Slot to be swapped in', slot ? `${code(slot.slot)}, read through ${slot.readThrough}: WEBSITE_RUN_FROM_PACKAGE ${slot.set ? `is ${slot.shown}` : 'not set'}` : 'not checked (swapSlot not set)'],
       ],
-      ['', 'Fingerprint'],
     ),
   );
   if (verdict.changes.length) blocks.push('What changed:', markdownList(verdict.changes.map((c) => c.message)));
