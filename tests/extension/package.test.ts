@@ -45,6 +45,23 @@ describe('the packaged extension (.vsix)', function () {
     assert.ok(mib < 50, `${mib.toFixed(1)} MiB`);
   });
 
+  it('carries a finished listing: Preview flag, repository and links, license, branding, screenshots, the overview', () => {
+    const manifest = fs.readFileSync(path.join(unpacked, 'extension.vsixmanifest'), 'utf8');
+    assert.match(manifest, /<GalleryFlags>Preview<\/GalleryFlags>/);
+    for (const link of ['GitHub', 'Getstarted', 'Support', 'License']) {
+      assert.match(manifest, new RegExp(`Id="Microsoft\\.VisualStudio\\.Services\\.Links\\.${link}" Value="https://github\\.com/appservice-sqlite/appservice-sqlite-tasks`), link);
+    }
+    assert.match(manifest, /Id="Microsoft\.VisualStudio\.Services\.Branding\.Color" Value="#[0-9a-f]{6}"/i);
+    assert.match(manifest, /<License>LICENSE<\/License>/);
+    const shots = [...manifest.matchAll(/Type="Microsoft\.VisualStudio\.Services\.Screenshots\.\d+" d:Source="File" Path="([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(shots, ['images/screenshots/guard-failed.png', 'images/screenshots/summaries.png']);
+    for (const shot of shots) {
+      const png = fs.readFileSync(path.join(unpacked, shot));
+      assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) && png.length > 20_000, `${shot} is a real PNG`);
+    }
+    assert.ok(fs.existsSync(path.join(unpacked, 'LICENSE')) && fs.existsSync(path.join(unpacked, 'overview.md')));
+  });
+
   it('cannot reach this repository’s node_modules from where it is unpacked', () => {
     for (let dir = unpacked; dir !== path.dirname(dir); dir = path.dirname(dir)) {
       assert.ok(!fs.existsSync(path.join(path.dirname(dir), 'node_modules')), `${path.dirname(dir)}/node_modules exists`);
