@@ -42,10 +42,10 @@
 import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import Database from 'better-sqlite3';
 import { formatBytes, formatMs } from '../format';
 import type { Log } from '../log';
 import { isBusyError, SqliteBackupError } from './backup-error';
+import { openDatabase, type SqliteDatabase } from './driver';
 import { FinalPassHelper, io } from './block-io';
 import { fingerprintFromBytes, ticksFromNs, WAL_HEADER_BYTES, type DatabaseFingerprint } from './fingerprint';
 import { HEADER_BYTES } from './header';
@@ -129,7 +129,7 @@ export class LiveDatabase {
     readonly file: string,
     readonly journal: JournalKind,
     readonly pageSize: number,
-    private readonly db: Database.Database,
+    private readonly db: SqliteDatabase,
     private readonly fd: number,
     /** No write access: the final pass takes a read lock (SHARED), which also stops new readers while a writer waits. */
     readonly readOnly: boolean,
@@ -157,11 +157,11 @@ export class LiveDatabase {
     }
     const journalFile = `${file}-journal`;
     const hotCandidate = journal === 'rollback' && journalHeaderIsLive(journalFile);
-    let db: Database.Database | undefined;
+    let db: SqliteDatabase | undefined;
     const started = performance.now();
     const startedAt = Date.now();
     try {
-      db = new Database(file, { readonly: readOnly, fileMustExist: true, timeout: options.busyTimeoutMs });
+      db = openDatabase(file, { readonly: readOnly, fileMustExist: true, timeout: options.busyTimeoutMs });
       // The first read takes a SHARED lock for an instant; if a crashed writer left a hot journal,
       // SQLite rolls it back here, as the app's own next read would.
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
@@ -443,7 +443,7 @@ export class LiveDatabase {
  * the emptied log), and with no other connection it copies them all.
  */
 function foldWal(target: string): number {
-  const db = new Database(target, { fileMustExist: true });
+  const db = openDatabase(target, { fileMustExist: true });
   try {
     const [passive] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
     const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;

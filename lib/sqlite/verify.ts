@@ -11,7 +11,7 @@
  *   verifySqliteFile(copy, { check: 'quick', requireTables: false });
  */
 import * as fs from 'node:fs';
-import Database from 'better-sqlite3';
+import { openDatabase, SqliteDriverError, type SqliteDatabase } from './driver';
 import { HEADER_BYTES, hasSqliteMagic, parseHeader, type SqliteHeader } from './header';
 import { sqliteSideFiles } from '../fs';
 
@@ -122,10 +122,11 @@ export function verifySqliteFile(file: string, options: VerifyOptions = {}): Sql
       );
     }
   }
-  let db: Database.Database;
+  let db: SqliteDatabase;
   try {
-    db = new Database(file, { readonly: header.journal === 'rollback', fileMustExist: true });
+    db = openDatabase(file, { readonly: header.journal === 'rollback', fileMustExist: true });
   } catch (err) {
+    if (err instanceof SqliteDriverError) throw err;
     throw new SqliteFileError(`${file} cannot be opened as a SQLite database: ${(err as Error).message}`, 'corrupt', file);
   }
   try {

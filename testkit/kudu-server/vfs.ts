@@ -259,7 +259,9 @@ async function deleteItem(req: IncomingMessage, res: ServerResponse, ctx: VfsCon
     const recursive = (url.searchParams.get('recursive') ?? '').toLowerCase() === 'true';
     try {
       if (target.local === ctx.home) throw new Error('refusing to delete %HOME%');
-      if (recursive) await fs.promises.rm(target.local, { recursive: true });
+      // A running job keeps writing its log into its run folder: a file created during the walk makes
+      // one pass fail with ENOTEMPTY, which Windows' recursive delete would also retry.
+      if (recursive) await fs.promises.rm(target.local, { recursive: true, maxRetries: 20, retryDelay: 25 });
       else await fs.promises.rmdir(target.local);
     } catch {
       return sendHttpError(res, 409, CANNOT_DELETE_DIRECTORY);
