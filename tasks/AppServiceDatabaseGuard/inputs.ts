@@ -11,7 +11,7 @@ import { readAppSettings } from '../../lib/azure/app-settings';
 import { parseFingerprint, type DatabaseFingerprint } from '../../lib/sqlite/fingerprint';
 import { parseManifest } from '../../lib/sqlite/manifest';
 import { azureRmConnection } from '../../lib/task/azurerm-connection';
-import { getChoice, getRequired, getString } from '../../lib/task/inputs';
+import { getChoice, getFilePath, getRequired, getString } from '../../lib/task/inputs';
 import { kuduFromServiceConnection, userAgent } from '../../lib/task/kudu-connection';
 import { pipelineLog } from '../../lib/task/log';
 
@@ -26,7 +26,7 @@ export interface ExpectedFingerprint {
 /** The backup's fingerprint: `expectedFingerprint`, or the manifest in `expectedFingerprintFile`. */
 export function expectedFingerprint(): ExpectedFingerprint {
   const value = getString('expectedFingerprint');
-  const file = getString('expectedFingerprintFile');
+  const file = getFilePath('expectedFingerprintFile');
   if (value && file) throw new Error("Give either expectedFingerprint or expectedFingerprintFile, not both: they could disagree.");
   if (file) return fromManifest(path.resolve(tl.getVariable('System.DefaultWorkingDirectory') ?? process.cwd(), file));
   if (!value) {

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { formatBytes } from '../../lib/format';
-import { getBoolean, getRequired, getString, setOutput } from '../../lib/task/inputs';
+import { getBoolean, getFilePath, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';
 import { uploadSummary } from '../../lib/task/summary';
@@ -14,7 +14,7 @@ import { packageSite, placeBesideArchive, readBackupManifest, renderSummary } fr
 runTask(async () => {
   const base = tl.getVariable('System.DefaultWorkingDirectory') ?? process.cwd();
   const rootFolder = path.resolve(base, getRequired('rootFolder'));
-  const manifest = getString('backupManifest');
+  const manifest = getFilePath('backupManifest');
   const manifestFile = manifest ? path.resolve(base, manifest) : undefined;
   // Checked first: a wrong manifest fails the task before anything is written.
   const manifestText = manifestFile && readBackupManifest(manifestFile);

@@ -146,6 +146,11 @@ describe('AppServiceDatabaseGuard in a release', function () {
       assert.equal(run.result, 'Succeeded', run.output);
     });
 
+    it("takes an empty file picker of the classic editor, which the agent passes as the repository root, for no file", async () => {
+      const run = await guard({ expectedFingerprint: currentFingerprint(), expectedFingerprintFile: work });
+      assert.equal(run.result, 'Succeeded', run.output);
+    });
+
     it('refuses a file that is not a manifest, a damaged one, a missing one, and both inputs at once, before asking the server anything', async () => {
       const { manifestInArtifact, fingerprint } = await buildWithManifest();
       const other = path.join(work, 'other.json');

@@ -131,6 +131,13 @@ describe('SitePackage for Windows workers', function () {
         assert.deepEqual(result.artifacts, []);
       });
 
+      it('is not given when the classic editor’s file picker was left empty (the agent passes the repository root)', async () => {
+        const result = await run({ backupManifest: work });
+        assert.equal(result.result, 'Succeeded', result.output);
+        assert.deepEqual(result.artifacts.map((a) => path.basename(a.path)), ['site.zip']);
+        assert.equal(result.variables.backupManifestFile, undefined);
+      });
+
       it('refuses a file that is not a manifest, and a damaged one', async () => {
         const other = path.join(work, 'package.json');
         fs.writeFileSync(other, '{"name":"ghost"}');
