@@ -118,7 +118,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     const backupStarted = Date.now();
     const backup = await step('Back up the live database with the built-in WebJob', 'AppServiceWebJobRun', { ...connection, jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.5 }, (run) => {
       const result = backupResult(run);
-      return `run ${run.variables.runId?.value} ${run.variables.runStatus?.value}: ${result ? `${result.bytes} bytes, longest lock ${result.maxLockMs} ms` : 'done'}`;
+      return `run ${run.variables.runId?.value} ${run.variables.runStatus?.value}${jobStart(run)}: ${result ? `${result.bytes} bytes, longest lock ${result.maxLockMs} ms` : 'done'}`;
     });
     report.backupStall = await blog.window(backupStarted, backupStarted + backup.durationMs);
 
@@ -214,6 +214,13 @@ class BlogProcess {
       if (message) this.child.send(message);
     });
   }
+}
+
+/** How Kudu started the job: its entry file, and the Node and SQLite driver the launcher chose. */
+function jobStart(run: TaskRun): string {
+  const entry = run.logLines.map((l) => /Run script '([^']+)' with script host/.exec(l)?.[1]).find(Boolean);
+  const node = run.logLines.map((l) => /Running the backup with Node (v[\d.]+) \((\w+), ([\w:-]+)\)/.exec(l)).find(Boolean);
+  return entry && node ? ` (${entry} → Node ${node[1]} ${node[2]}, ${node[3]})` : '';
 }
 
 function backupResult(run: TaskRun): { bytes: number; maxLockMs: number } | undefined {

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createZip } from '../lib/archive';
 import { version } from '../package.json';
-import { bundle, ROOT } from './bundle';
+import { JOB_FILE } from '../webjobs/sqlite-backup/launcher';
+import { bundle, compileEs5, ROOT } from './bundle';
 
 export { ROOT };
 export const TASKS_SRC = path.join(ROOT, 'tasks');
@@ -22,23 +23,17 @@ export const WEBJOB_ZIP = path.join(TASKS_OUT, 'AppServiceWebJobRun', 'webjob', 
 
 /**
  * App Service runs WebJobs on Windows x64 (64-bit platform setting) or Linux; better-sqlite3's
- * other binaries would only make the upload bigger.
+ * other binaries would only make the upload bigger. A 32-bit Node uses node:sqlite instead.
  */
 const WEBJOB_PREBUILDS = ['win32-x64', 'linux-x64', 'linux-arm64'];
 
 /**
- * Runs before the bundle loads better-sqlite3, so a wrong Node or a 32-bit worker get a sentence
- * that says what to change instead of a failed native module load.
+ * Runs before anything else in sqlite-backup.js: the launcher (run.js) only starts it with Node 22
+ * or later, so an older one means it was started by hand, or by a Kudu that ran it directly.
  */
 const WEBJOB_PREFLIGHT = `(function () {
-  var major = Number(process.versions.node.split('.')[0]);
-  var target = process.platform + '-' + process.arch;
-  if (major < 22) {
-    console.error('The sqlite-backup WebJob needs Node.js 22 or later, and runs on ' + process.version + '. On Windows set the app setting WEBSITE_NODE_DEFAULT_VERSION to ~22 (or later); on Linux choose a Node 22+ runtime stack.');
-    process.exit(1);
-  }
-  if (${JSON.stringify(WEBJOB_PREBUILDS)}.indexOf(target) < 0) {
-    console.error('The sqlite-backup WebJob has no SQLite binary for ' + target + '.' + (process.arch === 'ia32' ? ' The app runs 32-bit: set Platform to 64 Bit under Configuration > General settings.' : ''));
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    console.error('The sqlite-backup WebJob needs Node.js 22 or later, and was started with ' + process.version + ' (' + process.execPath + '). Start it through run.cmd, run.sh or run.js, which find a Node that fits, or set the app setting SQLITE_BACKUP_NODE to one.');
     process.exit(1);
   }
 })();`;
@@ -51,7 +46,11 @@ export function taskNames(): string[] {
     .sort();
 }
 
-/** The WebJob as Kudu takes it: a zip whose root holds run.js, settings.job and what run.js needs. */
+/**
+ * The WebJob as Kudu takes it: a zip whose root holds the entries Kudu prefers (run.cmd on
+ * Windows, run.sh on Linux: shebang, LF, executable), run.js (the launcher, ES5, which picks the
+ * Node), sqlite-backup.js (the backup, bundled), better-sqlite3's binaries, settings.job (in place).
+ */
 export async function buildWebJob(): Promise<string> {
   const source = path.join(ROOT, 'webjobs', 'sqlite-backup');
   const stage = path.join(ROOT, 'out', 'webjob-stage', 'sqlite-backup');
@@ -59,10 +58,16 @@ export async function buildWebJob(): Promise<string> {
   fs.mkdirSync(stage, { recursive: true });
   await bundle({
     entry: path.join(ROOT, 'out', 'webjobs', 'sqlite-backup', 'run.js'),
-    outfile: path.join(stage, 'run.js'),
+    outfile: path.join(stage, JOB_FILE),
     banner: WEBJOB_PREFLIGHT,
     prebuilds: WEBJOB_PREBUILDS,
   });
+  await compileEs5(path.join(source, 'launcher.ts'), path.join(stage, 'run.js'));
+  const text = (file: string) => fs.readFileSync(path.join(source, file), 'utf8').replace(/\r\n/g, '\n');
+  // cmd.exe misreads labels in LF-only batch files; a shell script with CRLF fails on its shebang.
+  fs.writeFileSync(path.join(stage, 'run.cmd'), text('run.cmd').replace(/\n/g, '\r\n'));
+  fs.writeFileSync(path.join(stage, 'run.sh'), text('run.sh'), { mode: 0o755 });
+  fs.chmodSync(path.join(stage, 'run.sh'), 0o755);
   for (const file of ['settings.job', 'README.md']) fs.copyFileSync(path.join(source, file), path.join(stage, file));
   // Its version tells installJob whether the app has an older copy.
   fs.writeFileSync(
@@ -71,6 +76,8 @@ export async function buildWebJob(): Promise<string> {
   );
   fs.mkdirSync(path.dirname(WEBJOB_ZIP), { recursive: true });
   await createZip({ root: stage, output: WEBJOB_ZIP });
+  // installJob keeps these under a user's own settings when it upgrades the job.
+  fs.copyFileSync(path.join(source, 'settings.job'), path.join(path.dirname(WEBJOB_ZIP), 'settings.job'));
   return WEBJOB_ZIP;
 }
 

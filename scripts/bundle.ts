@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
+import * as ts from 'typescript';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -56,4 +57,37 @@ export async function bundle(options: BundleOptions): Promise<string[]> {
     }
   }
   return [...used];
+}
+
+/**
+ * Compiles one self-contained TypeScript file (node built-ins only) to ES5 for a Node that may be
+ * old (the WebJob's launcher runs on whatever node is on the worker's PATH), and checks that the
+ * result holds no syntax newer than ES5: esbuild would have to lower it for an ES5 target.
+ */
+export async function compileEs5(source: string, outfile: string): Promise<void> {
+  const output = ts.transpileModule(fs.readFileSync(source, 'utf8'), {
+    fileName: path.basename(source),
+    reportDiagnostics: true,
+    compilerOptions: { target: ts.ScriptTarget.ES5, module: ts.ModuleKind.CommonJS, esModuleInterop: false, importHelpers: false, removeComments: false },
+  });
+  const problems = (output.diagnostics ?? []).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  if (problems.length) throw new Error(`${source} does not compile to ES5: ${problems.join('; ')}`);
+  await assertEs5(output.outputText, source);
+  fs.mkdirSync(path.dirname(outfile), { recursive: true });
+  fs.writeFileSync(outfile, output.outputText);
+}
+
+/** Throws when `code` uses syntax newer than ES5 (or helpers TypeScript adds for it). */
+export async function assertEs5(code: string, name: string): Promise<void> {
+  let es5: string;
+  try {
+    es5 = (await esbuild.transform(code, { loader: 'js', target: 'es5', logLevel: 'silent' })).code;
+  } catch (err) {
+    throw new Error(`${name} is not ES5: ${(err as Error).message}`);
+  }
+  // The same code printed for the newest target, except that ES5's `{ a: a }` stays as written.
+  const modern = (await esbuild.transform(code, { loader: 'js', target: 'esnext', supported: { 'object-extensions': false }, logLevel: 'silent' })).code;
+  if (es5 !== modern) throw new Error(`${name} is not ES5: esbuild had to rewrite some of its syntax for an ES5 target.`);
+  const helper = /\b__(assign|spreadArray|awaiter|generator|extends|read|values|rest)\b/.exec(code);
+  if (helper) throw new Error(`${name} needs TypeScript's ${helper[0]} helper: write it without that syntax (old Nodes lack what the helper stands for).`);
 }

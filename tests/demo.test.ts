@@ -35,6 +35,8 @@ describe('the demo (npm run demo)', function () {
           ['AppServiceDatabaseGuard', 'Failed'],
         ],
       );
+      // Kudu starts the job through its shell entry, and the launcher picks the Node and the driver.
+      assert.match(report.steps[0].detail, /\(run\.sh → Node v\d+\.\d+\.\d+ \w+, better-sqlite3\)/);
       assert.match(report.steps[5].detail, /has changed since the backup: its change counter went from \d+ to \d+: \d+ commits? since the backup/);
       assert.match(report.steps[9].detail, /1 commit since the backup/);
       assert.equal(report.migrationsApplied, 4);

@@ -26,7 +26,7 @@
  *     db.close();
  *   }
  */
-import { pathToFileURL } from 'node:url';
+import * as fs from 'node:fs';
 import type * as NodeSqlite from 'node:sqlite';
 
 export type SqliteDriverName = 'better-sqlite3' | 'node:sqlite';
@@ -155,9 +155,12 @@ class NodeSqliteDatabase implements SqliteDatabase {
   private constructor(private readonly db: NodeSqlite.DatabaseSync) {}
 
   static open(sqlite: typeof NodeSqlite, file: string, options: OpenOptions = {}): NodeSqliteDatabase {
-    // A URI with mode=rw is SQLite's own "open, never create"; read-only never creates anyway.
-    const where = file === ':memory:' || options.readonly || !options.fileMustExist ? file : `${pathToFileURL(file).href}?mode=rw`;
-    const db = translate(() => new sqlite.DatabaseSync(where, { readOnly: options.readonly ?? false }));
+    // Read-only never creates; read-write would. (A `file:...?mode=rw` URI would say "never create"
+    // to SQLite itself, but not every Node with node:sqlite opens names as URIs.)
+    if (options.fileMustExist && !options.readonly && file !== ':memory:' && !fs.existsSync(file)) {
+      throw Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' });
+    }
+    const db = translate(() => new sqlite.DatabaseSync(file, { readOnly: options.readonly ?? false }));
     const wrapped = new NodeSqliteDatabase(db);
     try {
       // The constructor's own `timeout` option is newer than node:sqlite itself.

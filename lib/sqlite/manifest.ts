@@ -1,11 +1,11 @@
 /**
- * The manifest the backup WebJob writes beside each backup (`backup.db.json` for `backup.db`):
- * what the backup holds and where it came from, above all the source's fingerprint at the instant
- * of the copy, which a release compares with the live database right before the slot swap. Its
- * sha256 ties it to one backup file: a download checks the two agree.
+ * The manifest every backup front end (the WebJob, SqliteBackup, the CLI) writes beside each backup
+ * (`backup.db.json` for `backup.db`): what the backup holds and where it came from, above all the
+ * source's fingerprint at the instant of the copy, which a release compares with the live database
+ * right before the slot swap. Its sha256 ties it to one backup file: a download checks the two agree.
  *
  * @example
- *   writeManifest(report.file, manifestFromReport(report, version));   // after the backup is in place
+ *   placeManifest(report, version);   // after the backup is in place
  *   const manifest = parseManifest(text, 'site/wwwroot/content/data/backup.db.json');
  */
 import * as fs from 'node:fs';
@@ -82,10 +82,9 @@ export function writeManifest(backupFile: string, manifest: BackupManifest): str
 }
 
 /**
- * After a backup (already in place): writes its manifest beside it and removes those of backups
- * that keepLast deleted. If it cannot be written, the old manifest goes too — it describes the
- * previous backup — and the run fails: without it a release cannot check the live database.
- * Used by the backup WebJob and by SqliteBackup, so both leave the same files.
+ * Writes the manifest beside a backup that is in place, and removes those of the backups keepLast
+ * deleted. If it cannot be written, the old manifest goes too — it describes the previous backup —
+ * and this throws: without it a release cannot check the live database. Returns its path.
  */
 export function placeManifest(report: BackupReport, extensionVersion: string): string {
   for (const deleted of report.deleted) fs.rmSync(manifestFileFor(deleted), { force: true });

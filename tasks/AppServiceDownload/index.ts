@@ -42,7 +42,7 @@ runTask(async () => {
       setOutput('databaseFingerprint', result.manifest.fingerprint);
       setOutput('backupTakenAt', result.manifest.takenAt);
       setOutput('backupSourcePath', result.manifest.source);
-      setOutput('backupManifestFile', keepManifest(request.remotePath, result.manifest));
+      setOutput('backupManifest', keepManifest(request.remotePath, result.manifest));
     }
     for (const db of result.databases) pipelineLog.info(`SQLite check passed: ${db.tables} tables, ${db.pageCount} pages of ${db.pageSize} bytes, ${db.journal} journal.`);
     publishSummary(request.remotePath, kudu.host, result);

@@ -16,13 +16,18 @@ export const BUNDLED_JOB_PACKAGE = 'appservice-sqlite-backup-webjob';
 export interface BundledJob {
   zip: string;
   version: string;
+  /** The zip's settings.job (`is_in_place`): kept under the user's own settings on an upgrade. */
+  settings: Record<string, unknown>;
 }
 
-/** The job zip the build puts beside the compiled task (and the .vsix carries). */
+/** The job zip the build puts beside the compiled task (and the .vsix carries), and a copy of its settings.job. */
 export function bundledJob(version: string): BundledJob {
   const zip = path.join(__dirname, 'webjob', 'sqlite-backup.zip');
-  if (!fs.existsSync(zip)) throw new Error(`The built-in backup job is missing from the task (${zip}): the extension's package is incomplete. Reinstall the extension.`);
-  return { zip, version };
+  const settingsFile = path.join(__dirname, 'webjob', 'settings.job');
+  if (!fs.existsSync(zip) || !fs.existsSync(settingsFile)) {
+    throw new Error(`The built-in backup job is missing from the task (${zip}): the extension's package is incomplete. Reinstall the extension.`);
+  }
+  return { zip, version, settings: JSON.parse(fs.readFileSync(settingsFile, 'utf8')) as Record<string, unknown> };
 }
 
 export type InstallOutcome = 'installed' | 'upgraded' | 'current' | 'busy';
@@ -58,9 +63,10 @@ export async function installBundledJob(kudu: KuduClient, jobName: string, bundl
     return 'busy';
   }
   log.info(`Upgrading '${jobName}' from the built-in backup job ${installed.version} to ${bundled.version}.`);
+  // The user's settings (a schedule) win, over the new job's own (is_in_place) where they overlap.
   const settings = existing.settings ?? {};
   await kudu.putTriggeredJob(jobName, bundled.zip);
-  if (Object.keys(settings).length > 0) await kudu.putJobSettings(jobName, settings);
+  if (Object.keys(settings).length > 0) await kudu.putJobSettings(jobName, { ...bundled.settings, ...settings });
   return 'upgraded';
 }
 

@@ -40,7 +40,7 @@ runTask(async () => {
   setOutput('archiveSha256', result.sha256);
   setOutput('archiveEntries', result.entries);
   setOutput('archiveBytes', result.bytesOut);
-  if (manifestCopy) setOutput('backupManifestFile', manifestCopy);
+  if (manifestCopy) setOutput('backupManifestCopy', manifestCopy);
   uploadSummary(`Site package${artifactName ? ` ${artifactName}` : ''}`, renderSummary(result, { artifactName, manifest: manifestCopy && path.basename(manifestCopy) }));
   if (!artifactName) return `Packaged ${result.files} files into ${result.output}.`;
   tl.uploadArtifact(artifactName, result.output, artifactName);

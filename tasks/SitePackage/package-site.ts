@@ -117,7 +117,7 @@ export function readBackupManifest(manifestFile: string): string {
     text = fs.readFileSync(manifestFile, 'utf8');
   } catch (err) {
     throw new Error(
-      `backupManifest ${manifestFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give the manifest of the backup this package carries, such as $(download.backupManifestFile).`,
+      `backupManifest ${manifestFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Give the manifest of the backup this package carries, such as $(download.backupManifest).`,
       { cause: err },
     );
   }

@@ -26,14 +26,15 @@ runTask(async () => {
     log: pipelineLog,
     onProgress: progressPrinter((line) => console.log(line)),
   });
+  // The same manifest the backup WebJob writes: a release's AppServiceDatabaseGuard can read the fingerprint from it.
+  const manifest = placeManifest(report, version);
   setOutput('backupFile', report.file);
+  setOutput('backupManifest', manifest);
   setOutput('backupSha256', report.sha256);
   setOutput('backupBytes', report.bytes);
   setOutput('backupSkipped', report.skipped);
   setOutput('maxLockMilliseconds', Math.ceil(report.maxLockMs));
   setOutput('databaseFingerprint', formatFingerprint(report.fingerprint));
-  // The same manifest the backup WebJob writes: SitePackage can carry it to a classic release's guard.
-  setOutput('backupManifestFile', placeManifest(report, version));
   publishSummary(report);
   return summaryLine(report);
 });

@@ -12,9 +12,18 @@ export interface ScriptHost {
   command(scriptFile: string, args: string[], nodePath: string): { file: string; argv: string[]; verbatim?: boolean };
 }
 
-const WINDOWS_HOST: ScriptHost = {
+/** Whether this machine has the interpreter a host needs (Kudu skips a host whose HostPath is empty). */
+type Availability = () => boolean;
+const onWindows: Availability = () => process.platform === 'win32';
+const always: Availability = () => true;
+/** This server does not run these: their hosts count as missing, so their files are never chosen. */
+const notHere: Availability = () => false;
+type KuduHost = ScriptHost & { available: Availability };
+
+const WINDOWS_HOST: KuduHost = {
   className: 'WindowsScriptHost',
   extensions: ['.cmd', '.bat', '.exe'],
+  available: onWindows,
   command: (scriptFile, args) => ({
     file: 'cmd.exe',
     argv: ['/d', '/s', '/c', `""${scriptFile}"${args.length ? ' ' + args.map(a => (/[\s"]/.test(a) ? `"${a.replace(/"/g, '""')}"` : a)).join(' ') : ''}"`],
@@ -22,23 +31,53 @@ const WINDOWS_HOST: ScriptHost = {
   }),
 };
 
-const BASH_HOST: ScriptHost = {
+const POWERSHELL_HOST: KuduHost = {
+  className: 'PowerShellScriptHost',
+  extensions: ['.ps1'],
+  available: notHere,
+  command: (scriptFile, args) => ({ file: 'PowerShell.exe', argv: ['-ExecutionPolicy', 'RemoteSigned', '-File', scriptFile, ...args] }),
+};
+
+const BASH_HOST: KuduHost = {
   className: 'BashScriptHost',
   extensions: ['.sh'],
+  available: always,
   command: (scriptFile, args) => ({ file: 'bash', argv: [scriptFile, ...args] }),
 };
 
-const NODE_HOST: ScriptHost = {
+const unsupported = (className: string, extensions: string[]): KuduHost => ({
+  className,
+  extensions,
+  available: notHere,
+  command: () => {
+    throw new Error(`${className} is not available on this server`);
+  },
+});
+
+const NODE_HOST: KuduHost = {
   className: 'NodeScriptHost',
   extensions: ['.js'],
+  available: always,
   command: (scriptFile, args, nodePath) => ({ file: nodePath, argv: [scriptFile, ...args] }),
 };
 
 /**
- * Kudu's ScriptHosts in its order (Windows, PowerShell, Bash, Python, PHP, Node, ...). Hosts whose
- * interpreter is missing are skipped by Kudu; here only cmd (Windows only), bash and node exist.
+ * Kudu's ScriptHosts in its order (JobsManagerBase): Windows (.cmd .bat .exe), PowerShell (.ps1),
+ * Bash (.sh), Python (.py), PHP (.php), Node (.js), F# (.fsx) — so run.cmd beats run.sh beats
+ * run.js. Kudu skips a host whose interpreter is missing; here cmd exists on Windows only, bash and
+ * node everywhere, and the others are never run (their files are never chosen).
  */
-export const SCRIPT_HOSTS: ScriptHost[] = process.platform === 'win32' ? [WINDOWS_HOST, BASH_HOST, NODE_HOST] : [BASH_HOST, NODE_HOST];
+const ALL_HOSTS = [
+  WINDOWS_HOST,
+  POWERSHELL_HOST,
+  BASH_HOST,
+  unsupported('PythonScriptHost', ['.py']),
+  unsupported('PhpScriptHost', ['.php']),
+  NODE_HOST,
+  unsupported('FSharpScriptHost', ['.fsx']),
+];
+
+export const SCRIPT_HOSTS: ScriptHost[] = ALL_HOSTS.filter(h => h.available());
 
 export const NO_RUNNABLE_SCRIPT = 'No runnable script file was found.';
 

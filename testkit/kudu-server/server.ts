@@ -18,7 +18,7 @@ export interface KuduServerOptions {
   home: string;
   /** Default: Basic `user` / `pass`. Requests without valid credentials get 401. */
   auth?: AuthOptions;
-  /** App settings: WEBJOBS_STOPPED, WEBJOBS_IDLE_TIMEOUT (seconds, default 120), WEBJOBS_HISTORY_SIZE (default 50). */
+  /** App settings: WEBJOBS_STOPPED, WEBJOBS_IDLE_TIMEOUT (seconds, default 120), WEBJOBS_HISTORY_SIZE (default 50); jobs see them all as environment variables. */
   settings?: Record<string, string>;
   /** Node used for run.js jobs; default process.execPath. */
   nodePath?: string;
@@ -30,6 +30,8 @@ export interface KuduServerOptions {
   port?: number;
   /** WEBSITE_SITE_NAME given to jobs; default 'kudu-server'. */
   siteName?: string;
+  /** The environment job processes inherit (the SCM process's: PATH, ProgramW6432, ...); default process.env. App settings are added to it. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RecordedRequest {
@@ -120,6 +122,8 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
     nodePath: options.nodePath ?? process.execPath,
     siteName: options.siteName ?? 'kudu-server',
     getSetting: name => settings.get(name),
+    listSettings: () => [...settings],
+    env: options.env,
   });
   const vfsContext = { home, supportsRange, isLocked: (p: string) => locked.has(p), tempDir: path.join(localDir, 'Temp') };
 

@@ -25,6 +25,10 @@ export interface WebJobsOptions {
   nodePath: string;
   siteName: string;
   getSetting(name: string): string | undefined;
+  /** Every app setting: jobs see each as NAME and APPSETTING_NAME, as Kudu's processes do. */
+  listSettings(): Array<[string, string]>;
+  /** The SCM process's environment, which job processes inherit; default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningJob {
@@ -428,7 +432,8 @@ export class TriggeredJobs {
       const args = run.args === undefined ? [] : splitArguments(run.args);
       const command = job.host.command(scriptFile, args, this.opts.nodePath);
       const env: NodeJS.ProcessEnv = {
-        ...process.env,
+        ...(this.opts.env ?? process.env),
+        ...appSettingsEnv(this.opts.listSettings()),
         HOME: this.opts.home,
         WEBSITE_SITE_NAME: this.opts.siteName,
         WEBJOBS_RUN_ID: run.runId,
@@ -560,6 +565,16 @@ export class TriggeredJobs {
     // Belt and braces: anything in those trees that outlived the leader.
     for (const run of runs) run.process?.kill();
   }
+}
+
+/** App settings as App Service hands them to processes: NAME=value and APPSETTING_NAME=value. */
+function appSettingsEnv(settings: Array<[string, string]>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of settings) {
+    env[name] = value;
+    env[`APPSETTING_${name}`] = value;
+  }
+  return env;
 }
 
 /**

@@ -236,6 +236,37 @@ describe('kudu-server: triggered WebJobs', function () {
     assert.equal(msgs[msgs.length - 1], 'SYS ERR: Job failed due to exit code 3');
   });
 
+  it("picks the entry file in Kudu's order: run.cmd, run.bat, run.exe, run.ps1, run.sh, run.py, run.php, run.js, run.fsx", async function () {
+    if (process.platform === 'win32') this.skip();
+    t = await startTestServer();
+    const command = async (files: string[]): Promise<string | undefined> => {
+      await uploadJob(t!.kudu, 'order', Object.fromEntries(files.map(f => [f, f.endsWith('.js') ? HELLO : 'echo hi\n'])));
+      const res = await api(t!.kudu, 'api/triggeredwebjobs/order');
+      return res.status === 200 ? ((await res.json()) as { run_command: string }).run_command : undefined;
+    };
+    const all = ['run.fsx', 'run.js', 'run.php', 'run.py', 'run.sh', 'run.ps1', 'run.exe', 'run.bat', 'run.cmd'];
+    // cmd.exe and PowerShell do not exist on this machine, so Kudu's order moves on to bash.
+    assert.equal(await command(all), 'run.sh');
+    // Python and PHP are not run here: Kudu skips a host without its interpreter.
+    assert.equal(await command(all.filter(f => f !== 'run.sh')), 'run.js');
+    // A run.* of a later host beats another file of an earlier one; without any run.*, the first of the first host.
+    assert.equal(await command(['backup.sh', 'run.js']), 'run.js');
+    assert.equal(await command(['backup.sh', 'job.js']), 'backup.sh');
+    assert.equal(await command(['Run.SH', 'run.js']), 'Run.SH');
+  });
+
+  it('runs a run.sh job in place when settings.job says is_in_place: true, with the app settings in its environment', async function () {
+    if (process.platform === 'win32') this.skip();
+    t = await startTestServer({ settings: { SQLITE_BACKUP_NODE: '/opt/node' }, env: { ...process.env, SCM_ONLY: 'from the SCM process' } });
+    const script = 'echo "path=$WEBJOBS_PATH cwd=$(pwd) setting=$SQLITE_BACKUP_NODE|$APPSETTING_SQLITE_BACKUP_NODE scm=$SCM_ONLY"\n';
+    await uploadJob(t.kudu, 'inplace', { 'run.sh': script, 'settings.job': '{ "is_in_place": true }' });
+    const { runId } = await runJob(t.kudu, 'inplace');
+    assert.equal((await waitForRunEnd(t.kudu, 'inplace', runId)).status, 'Success');
+    const jobDir = path.join(t.home, 'site/wwwroot/App_Data/jobs/triggered/inplace');
+    const out = messages(outputLog(t.home, 'inplace', runId)).find(m => m.startsWith('INFO: path='))!;
+    assert.equal(out, `INFO: path=${jobDir} cwd=${fs.realpathSync(jobDir)} setting=/opt/node|/opt/node scm=from the SCM process`);
+  });
+
   it('answers 404 for an unknown job and 409 while a run is in progress', async () => {
     t = await startTestServer();
     const unknown = await api(t.kudu, 'api/triggeredwebjobs/ghost/run', { method: 'POST' });

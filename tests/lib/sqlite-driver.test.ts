@@ -111,6 +111,41 @@ for (const name of SQLITE_DRIVERS) {
       }
     });
 
+    if (name === 'node:sqlite') it('tracks the transaction state itself on a Node without isTransaction (before 22.16)', () => {
+      const db = driver.open(file, { timeout: 0 });
+      try {
+        // The DatabaseSync inside, as Node 22.13 to 22.15 make it: no isTransaction getter.
+        const inside = db as unknown as { db: object };
+        const native = inside.db;
+        inside.db = new Proxy(native, {
+          get: (target, key) => {
+            if (key === 'isTransaction') return undefined;
+            const value = Reflect.get(target, key, target) as unknown;
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        assert.equal(db.inTransaction, false);
+        db.exec('BEGIN IMMEDIATE');
+        assert.equal(db.inTransaction, true);
+        db.exec('COMMIT');
+        assert.equal(db.inTransaction, false);
+        db.exec('begin');
+        db.exec('rollback');
+        assert.equal(db.inTransaction, false);
+        const other = driver.open(file, { timeout: 0 });
+        try {
+          other.exec('BEGIN IMMEDIATE');
+          assert.equal(codeOf(() => db.exec('BEGIN IMMEDIATE')), 'SQLITE_BUSY');
+          assert.equal(db.inTransaction, false, 'a BEGIN that failed leaves no transaction');
+        } finally {
+          other.exec('ROLLBACK');
+          other.close();
+        }
+      } finally {
+        db.close();
+      }
+    });
+
     it('reports the SQLite version it runs', () => {
       assert.match(driver.sqliteVersion, /^3\.\d+\.\d+$/);
     });

@@ -67,7 +67,7 @@ describe('AppServiceDatabaseGuard in a release', function () {
   async function buildWithManifest(): Promise<{ manifestInArtifact: string; fingerprint: string }> {
     const backup = await runTask({ task: 'SqliteBackup', inputs: { databasePath: live(), backupPath: path.join(work, 'backups', 'backup.db'), verify: 'quick' }, workDir: work });
     assert.equal(backup.result, 'Succeeded', backup.output);
-    const manifest = backup.variables.backupManifestFile.value;
+    const manifest = backup.variables.backupManifest.value;
     assert.equal(manifest, path.join(work, 'backups', 'backup.db.json'));
     const site = path.join(work, 'site');
     fs.mkdirSync(path.join(site, 'content', 'data'), { recursive: true });
@@ -76,7 +76,7 @@ describe('AppServiceDatabaseGuard in a release', function () {
     const pack = await runTask({ task: 'SitePackage', inputs: { rootFolder: site, archiveFile: path.join(drop, 'site.zip'), backupManifest: manifest }, workDir: work });
     assert.equal(pack.result, 'Succeeded', pack.output);
     const besideZip = path.join(drop, 'backup.db.json');
-    assert.equal(pack.variables.backupManifestFile.value, besideZip);
+    assert.equal(pack.variables.backupManifestCopy.value, besideZip);
     assert.deepEqual(
       pack.artifacts.map((a) => [a.artifactName, a.containerFolder, path.basename(a.path)]),
       [
@@ -120,7 +120,7 @@ describe('AppServiceDatabaseGuard in a release', function () {
       assert.match(backup.summarySections[0].markdown, /\| Status \| ✔ Success \|/);
       assert.deepEqual(download.summarySections.map((s) => s.title), ['Download of backup.db']);
       assert.ok(download.summarySections[0].markdown.includes(`\`${download.variables.databaseFingerprint.value}\``));
-      const kept = download.variables.backupManifestFile.value;
+      const kept = download.variables.backupManifest.value;
       assert.equal(path.basename(kept), 'backup.db.json');
       assert.ok(kept.startsWith(jobTemp), `${kept} is in the job's temp folder, not in the site`);
       assert.equal(JSON.parse(fs.readFileSync(kept, 'utf8')).fingerprint, download.variables.databaseFingerprint.value);

@@ -63,7 +63,9 @@ describe('AppServiceWebJobRun with installJob (the built-in backup job)', functi
       assert.equal(result.result, 'Succeeded', result.output);
       assert.ok(result.logLines.some((l) => l.includes(`Installing the built-in SQLite backup job ${version} as 'sqlite-backup'`)), result.output);
       assert.ok(result.logLines.some((l) => /BACKUP_RESULT /.test(l)), result.output);
-      assert.ok(fs.existsSync(path.join(home, ...JOBS.split('/'), 'sqlite-backup', 'run.js')));
+      for (const entry of ['run.cmd', 'run.sh', 'run.js', 'sqlite-backup.js']) assert.ok(fs.existsSync(path.join(home, ...JOBS.split('/'), 'sqlite-backup', entry)), entry);
+      // Kudu starts the job through run.sh here (run.cmd on Windows), and the launcher picks the Node.
+      assert.ok(result.logLines.some((l) => /Running the backup with Node v\d+\.\d+\.\d+ \(\w+, better-sqlite3\)/.test(l)), result.output);
 
       const download = await runTask({
         task: 'AppServiceDownload',
@@ -100,7 +102,8 @@ describe('AppServiceWebJobRun with installJob (the built-in backup job)', functi
     assert.equal(third.result, 'Succeeded', third.output);
     assert.ok(third.logLines.some((l) => l.includes(`Upgrading 'sqlite-backup' from the built-in backup job 0.9.0 to ${version}`)), third.output);
     assert.equal(JSON.parse(fs.readFileSync(path.join(jobDir, 'package.json'), 'utf8')).version, version);
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(jobDir, 'settings.job'), 'utf8')), { schedule: '0 0 3 * * *' });
+    // The schedule stays, and the new job still runs in place (its launcher finds Node from there).
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(jobDir, 'settings.job'), 'utf8')), { is_in_place: true, schedule: '0 0 3 * * *' });
   });
 
   it('never replaces a different job that has the same name', async () => {

@@ -116,7 +116,7 @@ describe('SitePackage for Windows workers', function () {
         const names = new AdmZip(result.variables.archiveFile.value).getEntries().map((e) => e.entryName);
         assert.ok(!names.some((n) => n.endsWith('.json')), names.join(', '));
         const beside = path.join(work, 'drop', 'backup.db.json');
-        assert.equal(result.variables.backupManifestFile.value, beside);
+        assert.equal(result.variables.backupManifestCopy.value, beside);
         assert.equal(fs.readFileSync(beside, 'utf8'), fs.readFileSync(inSite, 'utf8'));
         assert.deepEqual(result.artifacts.map((a) => path.basename(a.path)), ['site.zip', 'backup.db.json']);
         assert.match(result.summarySections[0].markdown, /Backup manifest \| `backup\.db\.json` beside the zip/);
@@ -135,7 +135,7 @@ describe('SitePackage for Windows workers', function () {
         const result = await run({ backupManifest: work });
         assert.equal(result.result, 'Succeeded', result.output);
         assert.deepEqual(result.artifacts.map((a) => path.basename(a.path)), ['site.zip']);
-        assert.equal(result.variables.backupManifestFile, undefined);
+        assert.equal(result.variables.backupManifestCopy, undefined);
       });
 
       it('refuses a file that is not a manifest, and a damaged one', async () => {

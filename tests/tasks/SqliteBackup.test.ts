@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { compareFingerprints, fingerprintFromBytes, parseFingerprint } from '../../lib/sqlite/fingerprint';
+import { MANIFEST_FORMAT, parseManifest } from '../../lib/sqlite/manifest';
+import { version } from '../../package.json';
 import { runTask, type TaskRun } from '../../testkit/harness/agent';
 import { AppProcess, checkAppDatabase, createAppDatabase, killAllApps } from '../../testkit/harness/sqlite-app';
 
@@ -75,14 +77,42 @@ describe('SqliteBackup task', function () {
     assert.match(second.resultMessage ?? '', /skipped/);
   });
 
-  it('keeps the last N backups', async () => {
+  it("writes the WebJob's manifest beside the backup, and confirms it when a later run is skipped", async () => {
+    createAppDatabase(path.join(work, 'app.db'), { journal: 'delete', sizeMb: 1 });
+    const first = await run({ databasePath: 'app.db', backupPath: 'b/app.db', skipIfUnchanged: true });
+    assert.equal(first.result, 'Succeeded', first.output);
+    const backup = out(first, 'backupFile');
+    const manifestFile = out(first, 'backupManifest');
+    assert.equal(manifestFile, `${backup}.json`);
+    const manifest = parseManifest(fs.readFileSync(manifestFile, 'utf8'), manifestFile);
+    assert.ok(manifest, 'a manifest in the shared format');
+    assert.equal(manifest.format, MANIFEST_FORMAT);
+    assert.equal(manifest.file, 'app.db');
+    assert.equal(manifest.sha256, sha(backup));
+    assert.equal(manifest.bytes, fs.statSync(backup).size);
+    assert.equal(manifest.fingerprint, out(first, 'databaseFingerprint'));
+    assert.equal(manifest.source, path.join(work, 'app.db'));
+    assert.equal(manifest.extensionVersion, version);
+    assert.equal(manifest.confirmedAt, undefined);
+    assert.deepEqual(fs.readdirSync(path.join(work, 'b')).filter((n) => !n.startsWith('.')).sort(), ['app.db', 'app.db.json']);
+    const second = await run({ databasePath: 'app.db', backupPath: 'b/app.db', skipIfUnchanged: true });
+    assert.equal(out(second, 'backupSkipped'), 'true');
+    const confirmed = parseManifest(fs.readFileSync(manifestFile, 'utf8'), manifestFile)!;
+    assert.equal(confirmed.takenAt, manifest.takenAt);
+    assert.ok(confirmed.confirmedAt && confirmed.confirmedAt > manifest.takenAt, 'the skipped run confirms the backup still holds the current state');
+  });
+
+  it('keeps the last N backups, each with its manifest', async () => {
     createAppDatabase(path.join(work, 'app.db'), { journal: 'delete', sizeMb: 1 });
     for (let i = 0; i < 3; i++) {
       const r = await run({ databasePath: path.join(work, 'app.db'), backupPath: 'keep/app-%Y%m%d-%H%M%S.db', keepLast: 2, verify: 'none' });
       assert.equal(r.result, 'Succeeded', r.output);
       await new Promise((res) => setTimeout(res, 1100)); // a new name each second
     }
-    assert.equal(fs.readdirSync(path.join(work, 'keep')).filter((n) => n.endsWith('.db')).length, 2);
+    const names = fs.readdirSync(path.join(work, 'keep')).filter((n) => !n.startsWith('.'));
+    const backups = names.filter((n) => n.endsWith('.db'));
+    assert.equal(backups.length, 2);
+    assert.deepEqual(names.sort(), [...backups, ...backups.map((b) => `${b}.json`)].sort(), 'pruned backups lose their manifests too');
   });
 
   it('fails with a clear message and no outputs for a missing database', async () => {

@@ -1,14 +1,18 @@
 /**
  * The backup WebJob: a triggered (or scheduled) job that backs up the app's live SQLite database
  * on Azure App Service with the backup engine, where the pipeline agent cannot reach the file.
- * Kudu runs `node run.js [arguments]`; a run's arguments also arrive in WEBJOBS_COMMAND_ARGUMENTS.
+ * Kudu starts run.cmd (Windows) or run.sh (Linux), which start the launcher (launcher.ts, shipped
+ * as run.js), which picks the best Node on the worker and runs this file (shipped as
+ * sqlite-backup.js) with it. A run's arguments arrive in WEBJOBS_COMMAND_ARGUMENTS, or on the
+ * command line when it is run by hand.
  *
  *   run.js [--source <path>] [--destination <path>] [--verify integrity|quick|none] [--gzip]
  *          [--skip-if-unchanged] [--keep-last <n>] [--busy-timeout <ms>] [--heartbeat-seconds <s>]
  *
- * Defaults: `site/wwwroot/content/data/ghost.db` → `site/wwwroot/content/data/backup.db`; relative
- * paths are from %HOME% (D:\home on Windows, /home on Linux). The destination may be a folder
- * ending in / (timestamped names) or hold %Y %m %d %H %M %S (UTC).
+ * The arguments are the CLI's (lib/sqlite/backup-args.ts). Defaults:
+ * `site/wwwroot/content/data/ghost.db` → `site/wwwroot/content/data/backup.db`; relative paths are
+ * from %HOME% (D:\home on Windows, /home on Linux). The destination may be a folder ending in /
+ * (timestamped names) or hold %Y %m %d %H %M %S (UTC).
  *
  * Output: one line per phase; a heartbeat at least every 20 s even while a long step blocks the
  * main thread (Kudu aborts a triggered job that prints nothing and uses no CPU for too long);
@@ -23,23 +27,29 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { version } from '../../package.json';
-import { backupSqlite, SqliteBackupError, type BackupReport } from '../../lib/sqlite/backup';
+import { backupSqlite, SqliteBackupError, type BackupProgress, type BackupReport } from '../../lib/sqlite/backup';
+import { BACKUP_OPTIONS_HELP, BackupUsageError, parseBackupArguments } from '../../lib/sqlite/backup-args';
 import { progressPrinter } from '../../lib/sqlite/cli';
+import { sqliteDriver, SqliteDriverError } from '../../lib/sqlite/driver';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
 import { formatBytes } from '../../lib/format';
 import { neutraliseCommands } from '../../lib/text';
 import { placeManifest } from '../../lib/sqlite/manifest';
-import { SqliteFileError } from '../../lib/sqlite/verify';
+import { readHeader, SqliteFileError } from '../../lib/sqlite/verify';
 import { lineLog, type Log } from '../../lib/log';
+import { sharedStorageOf, storageWarnings } from './storage';
 
 export const DEFAULT_SOURCE = 'site/wwwroot/content/data/ghost.db';
 export const DEFAULT_DESTINATION = 'site/wwwroot/content/data/backup.db';
-const DEFAULT_HEARTBEAT_SECONDS = 20;
 
-class UsageError extends Error {}
+const USAGE = `Usage: run.js [--source <path>] [--destination <path>] [options]
+
+  --source <path>          the live database (default ${DEFAULT_SOURCE}, from %HOME%)
+  --destination <path>     a file, a folder ending in / (timestamped names), or a name with
+                           %Y %m %d %H %M %S (UTC) (default ${DEFAULT_DESTINATION})
+${BACKUP_OPTIONS_HELP}`;
 
 /** Writes whole lines straight to stdout, so that they interleave cleanly with the heartbeat thread's. */
 function print(line: string): void {
@@ -91,48 +101,48 @@ export function splitArguments(text: string): string[] {
   return args;
 }
 
+interface JobOptions {
+  source: string;
+  destination: string;
+  verify: 'integrity' | 'quick' | 'none';
+  gzip: boolean;
+  skipIfUnchanged: boolean;
+  keepLast: number;
+  busyTimeoutMs: number;
+  heartbeatMs: number;
+}
+
+/** The run's options: its arguments (the command line, else WEBJOBS_COMMAND_ARGUMENTS), paths from %HOME%. */
+export function jobOptions(argv: string[], env: NodeJS.ProcessEnv): JobOptions {
+  const args = parseBackupArguments(argv.length ? argv : splitArguments(env.WEBJOBS_COMMAND_ARGUMENTS ?? ''), 'webjob');
+  const fromHome = (p: string) => {
+    if (path.isAbsolute(p)) return p;
+    if (!env.HOME) throw new BackupUsageError(`HOME is not set, so '${p}' cannot be found: run this as an App Service WebJob, or give an absolute path.`);
+    const folder = /[\\/]$/.test(p);
+    return path.resolve(env.HOME, p) + (folder ? path.sep : '');
+  };
+  return {
+    source: fromHome(args.source ?? DEFAULT_SOURCE),
+    destination: fromHome(args.destination ?? DEFAULT_DESTINATION),
+    verify: args.verify,
+    gzip: args.gzip,
+    skipIfUnchanged: args.skipIfUnchanged,
+    keepLast: args.keepLast,
+    busyTimeoutMs: args.busyTimeoutMs,
+    heartbeatMs: Math.max(10, args.heartbeatSeconds * 1000),
+  };
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = argv.length ? argv : splitArguments(env.WEBJOBS_COMMAND_ARGUMENTS ?? '');
-  let options;
+  let options: JobOptions;
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        source: { type: 'string', default: DEFAULT_SOURCE },
-        destination: { type: 'string', default: DEFAULT_DESTINATION },
-        verify: { type: 'string', default: 'integrity' },
-        gzip: { type: 'boolean', default: false },
-        'skip-if-unchanged': { type: 'boolean', default: false },
-        'keep-last': { type: 'string', default: '0' },
-        'busy-timeout': { type: 'string', default: '10000' },
-        'heartbeat-seconds': { type: 'string', default: String(DEFAULT_HEARTBEAT_SECONDS) },
-      },
-    });
-    if (positionals.length) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
-    const home = env.HOME;
-    const fromHome = (p: string) => {
-      if (path.isAbsolute(p)) return p;
-      if (!home) throw new UsageError(`HOME is not set, so '${p}' cannot be found: run this as an App Service WebJob, or give an absolute path.`);
-      const folder = /[\\/]$/.test(p);
-      return path.resolve(home, p) + (folder ? path.sep : '');
-    };
-    options = {
-      source: fromHome(values.source),
-      destination: fromHome(values.destination),
-      verify: values.verify as 'integrity',
-      gzip: values.gzip,
-      skipIfUnchanged: values['skip-if-unchanged'],
-      keepLast: number('--keep-last', values['keep-last']),
-      busyTimeoutMs: number('--busy-timeout', values['busy-timeout']),
-      heartbeatMs: Math.max(10, number('--heartbeat-seconds', values['heartbeat-seconds']) * 1000),
-    };
+    options = jobOptions(argv, env);
   } catch (err) {
-    print(`Bad arguments: ${(err as Error).message}`);
-    print('Usage: run.js [--source <path>] [--destination <path>] [--verify integrity|quick|none] [--gzip] [--skip-if-unchanged] [--keep-last <n>] [--busy-timeout <ms>]');
+    if (!(err instanceof BackupUsageError)) throw err;
+    print(`Bad arguments: ${err.message}`);
+    print(USAGE);
     return 2;
   }
-
   const heartbeat = startHeartbeat(options.heartbeatMs);
   const base = lineLog(print);
   const log: Log = {
@@ -142,8 +152,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       heartbeat.status(m);
     },
   };
-  const printProgress = progressPrinter(print, Math.min(options.heartbeatMs, 10_000));
   try {
+    const driver = sqliteDriver();
+    log.info(`SQLite ${driver.sqliteVersion} through ${driver.name}, on Node ${process.version} (${process.arch}).`);
+    warnAboutStorage(options.source, env, log);
     const report = await backupSqlite(options.source, options.destination, {
       verify: options.verify,
       gzip: options.gzip,
@@ -151,35 +163,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       keepLast: options.keepLast,
       busyTimeoutMs: options.busyTimeoutMs,
       log,
-      onProgress: (p) => {
-        heartbeat.status(`${p.phase} ${p.total ? Math.floor((100 * p.done) / p.total) : 0}% of ${formatBytes(p.total)}`);
-        printProgress(p);
-      },
+      onProgress: progressListener(heartbeat, Math.min(options.heartbeatMs, 10_000)),
     });
     const manifest = placeManifest(report, version);
     print(`Wrote ${manifest}: fingerprint ${formatFingerprint(report.fingerprint)}.`);
-    print(
-      `BACKUP_RESULT ${JSON.stringify({
-        file: report.file,
-        skipped: report.skipped,
-        bytes: report.bytes,
-        sha256: report.sha256,
-        databaseBytes: report.databaseBytes,
-        databaseSha256: report.databaseSha256,
-        journal: report.journal,
-        pageSize: report.pageSize,
-        pageCount: report.pageCount,
-        changeCounter: report.changeCounter,
-        maxLockMs: Math.ceil(report.maxLockMs),
-        durationMs: Math.round(report.durationMs),
-        takenAt: report.takenAt,
-        fingerprint: formatFingerprint(report.fingerprint),
-        manifest,
-      })}`,
-    );
+    print(`BACKUP_RESULT ${JSON.stringify(resultOf(report, manifest, driver.name))}`);
     return 0;
   } catch (err) {
-    const known = err instanceof SqliteBackupError || err instanceof SqliteFileError;
+    const known = err instanceof SqliteBackupError || err instanceof SqliteFileError || err instanceof SqliteDriverError;
     print(`Backup failed: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}`);
     return err instanceof SqliteBackupError && err.kind === 'usage' ? 2 : 1;
   } finally {
@@ -187,10 +178,51 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 }
 
-function number(name: string, raw: string): number {
-  const n = Number(raw);
-  if (!raw.trim() || !Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a number, 0 or more, not '${raw}'.`);
-  return n;
+/** Progress lines, and the heartbeat's status. */
+function progressListener(heartbeat: { status(text: string): void }, everyMs: number): (p: BackupProgress) => void {
+  const printProgress = progressPrinter(print, everyMs);
+  return (p) => {
+    heartbeat.status(`${p.phase} ${p.total ? Math.floor((100 * p.done) / p.total) : 0}% of ${formatBytes(p.total)}`);
+    printProgress(p);
+  };
+}
+
+/** Once per run: a WAL database on App Service's shared storage, and the instance count the job cannot see. */
+function warnAboutStorage(source: string, env: NodeJS.ProcessEnv, log: Log): void {
+  const shared = sharedStorageOf(source, { env, platform: process.platform });
+  if (!shared) return;
+  let journal: 'rollback' | 'wal';
+  try {
+    journal = readHeader(source).header.journal;
+  } catch {
+    return; // the backup says what is wrong with the file
+  }
+  const { warn, info } = storageWarnings(source, journal, shared);
+  for (const line of warn) log.warn(line);
+  for (const line of info) log.info(line);
+}
+
+/** The BACKUP_RESULT line's fields: what a pipeline needs without parsing the prose. */
+function resultOf(report: BackupReport, manifest: string, driver: string): Record<string, unknown> {
+  return {
+    file: report.file,
+    skipped: report.skipped,
+    bytes: report.bytes,
+    sha256: report.sha256,
+    databaseBytes: report.databaseBytes,
+    databaseSha256: report.databaseSha256,
+    journal: report.journal,
+    pageSize: report.pageSize,
+    pageCount: report.pageCount,
+    changeCounter: report.changeCounter,
+    maxLockMs: Math.ceil(report.maxLockMs),
+    durationMs: Math.round(report.durationMs),
+    takenAt: report.takenAt,
+    fingerprint: formatFingerprint(report.fingerprint),
+    manifest,
+    driver,
+    node: process.version,
+  };
 }
 
 if (require.main === module) {
