@@ -205,6 +205,31 @@ export class ArmClient {
     return { username, password };
   }
 
+  /**
+   * The app's (or slot's) app settings (`config/appsettings/list`). Listing reveals the values, so
+   * it takes `Microsoft.Web/sites/config/list/Action`, which Reader lacks. Values may be secrets.
+   */
+  async appSettings(address: SiteAddress): Promise<Record<string, string>> {
+    const what = `the app settings of ${siteLabel(address)}`;
+    let body: { properties?: unknown };
+    try {
+      body = (await this.request('POST', `${sitePath(address)}/config/appsettings/list?api-version=${WEB_API}`, what)) as typeof body;
+    } catch (err) {
+      if (err instanceof ArmError && err.status === 403) {
+        throw new ArmError(
+          `${capitalise(this.options.principal)} may not list ${what} (403: it needs Microsoft.Web/sites/config/list/Action, which Reader lacks). ${ROLE_HINT}`,
+          403,
+          err.code,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    const props = body?.properties;
+    if (typeof props !== 'object' || props === null) return {};
+    return Object.fromEntries(Object.entries(props).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
   private relative(link: string): string {
     const url = new URL(link, this.http.baseUrl);
     return url.pathname + url.search;

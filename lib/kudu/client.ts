@@ -304,6 +304,22 @@ export class KuduClient {
     return this.http.open({ method: 'GET', path: checkedUrlPath(urlPath), headers, accept });
   }
 
+  /**
+   * The site's app settings as its Kudu sees them (`api/settings`: Kudu's SettingsController,
+   * its own settings merged with the app's). Values are strings; anything else is left out.
+   * Values may be secrets: callers read the names they need and never log the rest.
+   */
+  async appSettings(): Promise<Record<string, string>> {
+    const res = await this.http.send({ method: 'GET', path: 'api/settings', headers: { Accept: 'application/json' }, maxBodyBytes: 4 << 20 });
+    const all = this.json<unknown>(res, 'the app settings');
+    // Old Kudu answered an empty array when there were none.
+    if (Array.isArray(all) && all.length === 0) return {};
+    if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+      throw new KuduError(`Kudu's api/settings on ${this.host} sent no settings object.`, 'invalid', { path: 'api/settings', host: this.host });
+    }
+    return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
   /** The run's log file, relative to %HOME%. */
   static jobLogPath(jobName: string, runId: string): RemotePath {
     return parseRemotePath(`data/jobs/triggered/${checkJobName(jobName, 'The WebJob name')}/${checkRunId(runId)}/output_log.txt`);

@@ -1,6 +1,6 @@
 /**
  * Turns the task's service connection inputs into a Kudu client: the one place every Kudu task
- * goes through, for either kind of connection (`connectionType`).
+ * goes through, for either kind of connection (`connectionType`, Azure Resource Manager by default).
  *
  * - Generic (`kuduService`): the URL is the SCM site; user name and password are the publishing
  *   credentials, or an empty user name and a bearer token in the password. A URL with user-info
@@ -40,7 +40,14 @@ export function userAgent(taskName: string): string {
 }
 
 export async function kuduFromServiceConnection(options: ConnectionOptions): Promise<KuduClient> {
-  const type = getChoice('connectionType', ['Generic', 'AzureRM'] as const, 'Generic');
+  const type = getChoice('connectionType', ['AzureRM', 'Generic'] as const, 'AzureRM');
+  if (type === 'AzureRM' && !tl.getInput('azureSubscription', false)?.trim() && tl.getInput(options.input ?? 'kuduService', false)?.trim()) {
+    // YAML written before Azure Resource Manager became the default: say so rather than ask for a subscription.
+    throw new Error(
+      `connectionType is AzureRM (the default) but only a Generic service connection is given ('${options.input ?? 'kuduService'}'). ` +
+        `Add connectionType: Generic to use it, or set azureSubscription and appName to connect through Azure Resource Manager.`,
+    );
+  }
   // Read first: a Generic URL's user-info is registered as a secret before any other line is printed.
   const generic = type === 'Generic' ? genericKudu(options) : undefined;
   const http: HttpContext = {

@@ -34,7 +34,7 @@ describe('AppServiceWebJobRun', function () {
   function run(inputs: Record<string, string | number | boolean>, password = PASSWORD, username = '$blog'): Promise<TaskRun> {
     return runTask({
       task: 'AppServiceWebJobRun',
-      inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, ...inputs },
       endpoints: { 'kudu-conn': genericEndpoint(kudu.url, username, password) },
     });
   }
