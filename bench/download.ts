@@ -100,7 +100,7 @@ function clean(work: string): void {
 async function ours(url: string, work: string, remotePath: string, destination: string) {
   const run = await runTask({
     task: 'AppServiceDownload',
-    inputs: { kuduService: 'kudu', remotePath, destination, verifySqlite: 'never' },
+    inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath, destination, verifySqlite: 'never' },
     endpoints: { kudu: genericEndpoint(url, USER, PASSWORD) },
     workDir: work,
     measureMemory: true,

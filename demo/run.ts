@@ -49,6 +49,8 @@ export interface DemoOptions {
   verbose?: boolean;
   /** Where to say things; default stdout. */
   print?: (line: string) => void;
+  /** Each task run as it ends (the screenshots script draws the run page from these). */
+  onStep?: (step: StepReport, run: TaskRun) => void;
 }
 
 const USER = '$ghost-blog';
@@ -71,7 +73,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
     await sleep(1500);
 
     const endpoints = { 'scm-ghost-blog': genericEndpoint(kudu.url, USER, PASSWORD) };
-    const connection = { kuduService: 'scm-ghost-blog' };
+    const connection = { connectionType: 'Generic', kuduService: 'scm-ghost-blog' };
     /**
      * Runs one task as the agent would. `expect: 'caught'` is for the guard's demonstration: the
      * task must fail because the live database changed, and that counts as the demo going right.
@@ -103,6 +105,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
         expectFailure: expect === 'caught',
       };
       report.steps.push(entry);
+      options.onStep?.(entry, run);
       const good = expect === 'caught' ? caught : run.result === 'Succeeded';
       print(`  ${run.result === 'Succeeded' ? '✔' : caught ? '✋ caught:' : '✘'} ${entry.detail} (${entry.seconds.toFixed(1)} s)`);
       if (!good) {

@@ -83,11 +83,16 @@ export function writeFileAtomic(target: string, data: string | Buffer): void {
 
 /**
  * `p` resolved against `base`, keeping a trailing slash (or backslash) as the platform's
- * separator: a destination written as a folder stays a folder.
+ * separator: a destination written as a folder stays a folder, on every agent. On Linux, where a
+ * backslash is otherwise a character of a name, a trailing one still means "a folder", so that a
+ * pipeline shared with Windows agents means the same thing on both.
  */
 export function resolveKeepingSlash(base: string, p: string, pathApi: typeof path = path): string {
-  const resolved = pathApi.resolve(base, p);
-  return /[/\\]$/.test(p) && !resolved.endsWith(pathApi.sep) ? resolved + pathApi.sep : resolved;
+  if (!endsWithSeparator(p)) return pathApi.resolve(base, p);
+  const trimmed = p.replace(/[/\\]+$/, '');
+  // A root (`/`, `C:\`) keeps its separator: `C:` alone means "the current folder on C:".
+  const resolved = trimmed === '' || /^[a-zA-Z]:$/.test(trimmed) ? pathApi.resolve(base, p) : pathApi.resolve(base, trimmed);
+  return resolved.endsWith(pathApi.sep) ? resolved : resolved + pathApi.sep;
 }
 
 /** Written as a folder: ends with a slash or backslash. */

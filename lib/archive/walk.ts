@@ -36,18 +36,29 @@ export interface WalkOptions {
   isOwnOutput: (absolute: string, stats: fs.Stats) => boolean;
 }
 
-export function compileExclude(root: string, patterns: readonly string[]): (rel: string, isDirectory: boolean) => boolean {
+/**
+ * The exclude globs as a test of a relative name (forward slashes). Backslashes in a pattern are
+ * folder separators, as a Windows user writes them (`content\logs\**`); to match a glob
+ * character literally, use a class such as `[*]`. Where file names ignore case (Windows agents),
+ * so do the patterns: `Node_Modules` is `node_modules` there.
+ */
+export function compileExclude(
+  root: string,
+  patterns: readonly string[],
+  platform: NodeJS.Platform = process.platform,
+): (rel: string, isDirectory: boolean) => boolean {
   const cleaned = patterns.map((p) => {
     if (typeof p !== 'string' || p.trim() === '') {
       throw new ArchiveError('BAD_EXCLUDE', `Exclude pattern ${JSON.stringify(p)} is empty; remove it from the exclude list.`);
     }
-    if (path.isAbsolute(p) || /^[a-zA-Z]:/.test(p)) {
+    // Absolute on either kind of agent: a pattern shared between Windows and Linux agents must fail on both.
+    if (path.posix.isAbsolute(p) || path.win32.isAbsolute(p) || /^[a-zA-Z]:/.test(p)) {
       throw new ArchiveError('BAD_EXCLUDE', `Exclude pattern "${p}" is absolute; exclude patterns are relative to ${root}, e.g. "node_modules/**".`);
     }
-    return p.replace(/^(\.\/)+/, '');
+    return p.replace(/\\/g, '/').replace(/^(\.\/)+/, '');
   });
   if (cleaned.length === 0) return () => false;
-  const isMatch = picomatch(cleaned, { dot: true });
+  const isMatch = picomatch(cleaned, { dot: true, nocase: platform === 'win32' || platform === 'darwin' });
   // "logs/" in a pattern means the folder; test folders both with and without the slash.
   return (rel, isDirectory) => isMatch(rel) || (isDirectory && isMatch(rel + '/'));
 }

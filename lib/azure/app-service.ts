@@ -6,9 +6,10 @@
  * credentials only as a last resort, where the app allows SCM basic auth and Kudu took no token.
  *
  * @example
- *   const { scmUrl, credential } = await connectAppService(connection, { appName: 'my-blog', slot: 'staging' }, { userAgent, log, onSecret });
- *   const kudu = new KuduClient({ scmUrl, credential, userAgent });
+ *   const { scmUrl, credential } = await connectAppService(connection, { appName: 'my-blog', slot: 'staging' }, { http, log, onSecret });
+ *   const kudu = new KuduClient({ ...http, scmUrl, credential });
  */
+import type { HttpContext } from '../http';
 import type { KuduCredential } from '../kudu/credentials';
 import { ArmClient, siteLabel, type AppServiceSite } from './arm';
 import { EntraError, scopeFor, TokenCache, tokenCredential, type TokenSource } from './token-credential';
@@ -57,7 +58,8 @@ export interface ConnectLog {
 }
 
 export interface ConnectOptions {
-  userAgent: string;
+  /** User-Agent, deadline, the agent's proxy and certificates, for every request. */
+  http: HttpContext;
   log: ConnectLog;
   /** Gets every secret (publishing password, basic header) before it is used. */
   onSecret: (value: string) => void;
@@ -79,10 +81,9 @@ export async function connectAppService(connection: AzureRmConnection, target: A
   const arm = new ArmClient({
     resourceManagerUrl: connection.resourceManagerUrl,
     credential: tokenCredential(armTokens, `a Microsoft Entra token (Azure Resource Manager) of ${principal}`),
-    userAgent: options.userAgent,
+    http: options.http,
     principal,
     subscriptionLabel: subscriptionLabel(connection),
-    debug: options.log.debug,
   });
   try {
     // First the token on its own, so that a refused identity reads as Entra's answer.
@@ -105,6 +106,7 @@ export async function connectAppService(connection: AzureRmConnection, target: A
     return { scmUrl: site.scmUrl, credential, site };
   } catch (err) {
     arm.close();
+    connection.source.close?.();
     throw err;
   }
 }
@@ -183,6 +185,7 @@ class AppServiceCredential implements KuduCredential {
 
   close(): void {
     this.arm.close();
+    this.armTokens.source.close?.();
   }
 
   private async toBasic(): Promise<boolean> {

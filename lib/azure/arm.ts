@@ -1,9 +1,10 @@
 /**
  * The few Azure Resource Manager calls a Kudu task needs: find an App Service app (and slot),
  * read its SCM host, and, only for the last-resort basic-auth path, its SCM basic-auth policy and
- * publishing credentials. Requests go through the Kudu transport (retries with backoff and
- * Retry-After, idle timeouts, one token refresh after a 401); errors name the subscription,
- * resource group and app, and the role that is missing.
+ * publishing credentials. Requests go through lib/http (retries with backoff and Retry-After,
+ * timeouts and the task's deadline, a token refresh after a 401, the agent's proxy); errors are
+ * worded from the transport's facts and name the subscription, resource group and app, and the
+ * role that is missing.
  *
  * @example
  *   const arm = new ArmClient({ resourceManagerUrl, credential, userAgent, principal, subscriptionLabel });
@@ -11,9 +12,8 @@
  *   const site = await arm.getSite({ subscriptionId, resourceGroup, name: 'my-blog', slot: 'staging' });
  *   site.scmUrl; // https://my-blog-staging.scm.azurewebsites.net/
  */
+import { connectionProblem, HttpError, HttpTransport, type HttpContext, type HttpResponse } from '../http';
 import type { KuduCredential } from '../kudu/credentials';
-import { KuduError, summariseBody } from '../kudu/errors';
-import { HttpTransport, type HttpResponse } from '../kudu/http';
 
 /** Old enough to exist in every cloud, sovereign ones included; has everything read here. */
 const WEB_API = '2022-03-01';
@@ -37,6 +37,9 @@ export interface AppServiceSite extends SiteAddress {
   kind?: string;
 }
 
+/** What went wrong in finding the app, for the task's advice (which names its inputs). */
+export type ArmProblem = 'cannot-list' | 'app-not-found' | 'app-ambiguous' | 'site-not-found';
+
 export class ArmError extends Error {
   override readonly name = 'ArmError';
   constructor(
@@ -44,9 +47,16 @@ export class ArmError extends Error {
     readonly status?: number,
     /** ARM's error code: AuthorizationFailed, ResourceNotFound, SubscriptionNotFound, ... */
     readonly code?: string,
+    options?: { cause?: unknown; problem?: ArmProblem; slot?: boolean },
   ) {
-    super(message);
+    super(message, options);
+    this.problem = options?.problem;
+    this.slot = options?.slot ?? false;
   }
+
+  readonly problem: ArmProblem | undefined;
+  /** The app was asked for with a slot. */
+  readonly slot: boolean;
 }
 
 export interface ArmClientOptions {
@@ -54,12 +64,12 @@ export interface ArmClientOptions {
   resourceManagerUrl: string;
   /** Bearer tokens for the Resource Manager audience. */
   credential: KuduCredential;
-  userAgent: string;
+  /** User-Agent, deadline, the agent's proxy and certificates. */
+  http: HttpContext;
   /** Who calls, for messages: `service principal '…' (client secret)`. */
   principal: string;
   /** The subscription as users know it: `'Production' (1234…)`. */
   subscriptionLabel: string;
-  debug?: (message: string) => void;
 }
 
 /** The role every message about a missing permission names. */
@@ -71,13 +81,7 @@ export class ArmClient {
   private readonly http: HttpTransport;
 
   constructor(private readonly options: ArmClientOptions) {
-    this.http = new HttpTransport({
-      scmUrl: options.resourceManagerUrl,
-      credential: options.credential,
-      userAgent: options.userAgent,
-      retry: { maxAttempts: 4 },
-      debug: options.debug,
-    });
+    this.http = new HttpTransport({ ...options.http, baseUrl: options.resourceManagerUrl, authorizer: options.credential, retry: { maxAttempts: 4 } });
   }
 
   close(): void {
@@ -98,9 +102,10 @@ export class ArmClient {
         if (err instanceof ArmError && err.status === 403) {
           throw new ArmError(
             `${capitalise(this.options.principal)} may not list the resources of subscription ${this.options.subscriptionLabel} (403 ${err.code ?? ''}), ` +
-              `so the app's resource group cannot be found. Set the task's resourceGroupName input, or give the identity the Reader role on the subscription.`,
+              `so the app's resource group cannot be found.`,
             403,
             err.code,
+            { cause: err, problem: 'cannot-list' },
           );
         }
         throw err;
@@ -115,17 +120,18 @@ export class ArmClient {
     }
     if (found.length === 0) {
       throw new ArmError(
-        `No App Service app named '${appName}' in subscription ${this.options.subscriptionLabel} (searched every resource group ${this.options.principal} can read). ` +
-          `Check the app name and the service connection's subscription, or set resourceGroupName if the identity can only read the app's resource group.`,
+        `No App Service app named '${appName}' in subscription ${this.options.subscriptionLabel} (searched every resource group ${this.options.principal} can read).`,
         404,
         'AppNotFound',
+        { problem: 'app-not-found' },
       );
     }
     if (found.length > 1) {
       throw new ArmError(
-        `More than one app is named '${appName}' in subscription ${this.options.subscriptionLabel}: in resource groups ${found.map((g) => `'${g}'`).join(', ')}. Set resourceGroupName.`,
+        `More than one app is named '${appName}' in subscription ${this.options.subscriptionLabel}: in resource groups ${found.map((g) => `'${g}'`).join(', ')}.`,
         409,
         'AppAmbiguous',
+        { problem: 'app-ambiguous' },
       );
     }
     return found[0];
@@ -141,10 +147,10 @@ export class ArmClient {
       if (err instanceof ArmError && err.status === 404) {
         const missing = err.code === 'ResourceGroupNotFound' ? `The resource group '${address.resourceGroup}' was not found` : `${capitalise(label)} was not found`;
         throw new ArmError(
-          `${missing} in ${err.code === 'ResourceGroupNotFound' ? `subscription ${this.options.subscriptionLabel}` : where} (404 ${err.code ?? ''}). ` +
-            `Check appName${address.slot ? ', slotName' : ''} and resourceGroupName, and that the service connection is for the app's subscription.`,
+          `${missing} in ${err.code === 'ResourceGroupNotFound' ? `subscription ${this.options.subscriptionLabel}` : where} (404 ${err.code ?? ''}).`,
           404,
           err.code,
+          { cause: err, problem: 'site-not-found', slot: address.slot !== undefined },
         );
       }
       throw err;
@@ -181,7 +187,7 @@ export class ArmClient {
       return policy.properties?.allow === true;
     } catch (err) {
       if (err instanceof ArmError) {
-        this.options.debug?.(`SCM basic-auth policy not readable: ${err.message}`);
+        this.options.http.debug?.(`SCM basic-auth policy not readable: ${err.message}`);
         return false;
       }
       throw err;
@@ -199,6 +205,31 @@ export class ArmClient {
     return { username, password };
   }
 
+  /**
+   * The app's (or slot's) app settings (`config/appsettings/list`). Listing reveals the values, so
+   * it takes `Microsoft.Web/sites/config/list/Action`, which Reader lacks. Values may be secrets.
+   */
+  async appSettings(address: SiteAddress): Promise<Record<string, string>> {
+    const what = `the app settings of ${siteLabel(address)}`;
+    let body: { properties?: unknown };
+    try {
+      body = (await this.request('POST', `${sitePath(address)}/config/appsettings/list?api-version=${WEB_API}`, what)) as typeof body;
+    } catch (err) {
+      if (err instanceof ArmError && err.status === 403) {
+        throw new ArmError(
+          `${capitalise(this.options.principal)} may not list ${what} (403: it needs Microsoft.Web/sites/config/list/Action, which Reader lacks). ${ROLE_HINT}`,
+          403,
+          err.code,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    const props = body?.properties;
+    if (typeof props !== 'object' || props === null) return {};
+    return Object.fromEntries(Object.entries(props).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
   private relative(link: string): string {
     const url = new URL(link, this.http.baseUrl);
     return url.pathname + url.search;
@@ -214,61 +245,41 @@ export class ArmClient {
         body: method === 'POST' ? () => Buffer.alloc(0) : undefined,
         // Reading and listing change nothing, so even the POST may be sent again.
         idempotent: true,
-        accept: [400, 401, 403, 404, 409],
+        maxBodyBytes: 8 * 1024 * 1024,
       });
     } catch (err) {
-      if (err instanceof KuduError) throw this.transportError(err, what);
+      if (err instanceof HttpError) throw this.armError(err, what);
       throw err;
     }
-    const text = res.body.toString('utf8');
-    if (res.status < 300) {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new ArmError(`Azure Resource Manager sent something that is not JSON for ${what} (${res.status}): ${text.slice(0, 200)}`, res.status);
-      }
+    try {
+      return JSON.parse(res.body.toString('utf8')) as unknown;
+    } catch (err) {
+      throw new ArmError(`Azure Resource Manager sent something that is not JSON for ${what} (${res.status}).`, res.status, undefined, { cause: err });
     }
-    const { code, message } = armErrorBody(text);
-    const said = `${res.status} ${code ?? ''}`.trim() + (message ? `: ${message}` : '');
-    switch (res.status) {
+  }
+
+  /** The transport's facts in Resource Manager's terms. */
+  private armError(err: HttpError, what: string): ArmError {
+    const options = { cause: err };
+    if (err.kind !== 'status') {
+      return new ArmError(`Could not reach Azure Resource Manager at ${err.host} for ${what}: ${connectionProblem(err)}${err.triesText}`, undefined, err.code, options);
+    }
+    const code = err.serviceCode;
+    const said = `${err.status} ${code ?? ''}`.trim() + (err.bodyText && err.bodyText !== code ? `: ${err.bodyText}` : '');
+    switch (err.status) {
       case 401:
-        throw new ArmError(
+        return new ArmError(
           `Azure Resource Manager did not accept the token of ${this.options.principal} for ${what} (${said}). ` +
             `Check that the service connection's tenant is the one of subscription ${this.options.subscriptionLabel}.`,
           401,
           code,
+          options,
         );
       case 403:
-        throw new ArmError(`${capitalise(this.options.principal)} is not allowed to read ${what} (${said}). ${ROLE_HINT}`, 403, code);
+        return new ArmError(`${capitalise(this.options.principal)} is not allowed to read ${what} (${said}). ${ROLE_HINT}`, 403, code, options);
       default:
-        throw new ArmError(`Azure Resource Manager answered ${said} for ${what}.`, res.status, code);
+        return new ArmError(`Azure Resource Manager answered ${said} for ${what}.${err.triesText}`, err.status, code, options);
     }
-  }
-
-  /** The transport's errors speak of Kudu; say Azure Resource Manager instead. */
-  private transportError(err: KuduError, what: string): ArmError {
-    const host = this.http.host;
-    if (err.kind === 'network') {
-      return new ArmError(`Could not reach Azure Resource Manager at ${host} for ${what}: ${err.details.code ?? ''} ${err.message.replace(/^.*?: /, '')}`.trim(), undefined, err.details.code);
-    }
-    const { code, message } = armErrorBody(err.details.body ?? '');
-    const tries = /\(gave up after .*\)$/.exec(err.message)?.[0] ?? '';
-    return new ArmError(
-      `Azure Resource Manager answered ${err.status ?? '?'}${code ? ' ' + code : ''} for ${what}${message ? `: ${message}` : ''} ${tries}`.trim(),
-      err.status,
-      code,
-    );
-  }
-}
-
-function armErrorBody(text: string): { code?: string; message?: string } {
-  try {
-    const body = JSON.parse(text) as { error?: { code?: string; message?: string }; Code?: string; Message?: string };
-    const code = body.error?.code ?? body.Code;
-    const message = body.error?.message ?? body.Message;
-    return { code, message: message ? message.slice(0, 600) : undefined };
-  } catch {
-    return { message: summariseBody(text) || undefined };
   }
 }
 

@@ -15,9 +15,11 @@
  */
 import * as crypto from 'node:crypto';
 import { AuthError, ConfidentialClientApplication, LogLevel, ManagedIdentityApplication, type Configuration } from '@azure/msal-node';
-import { bearerCredential, type KuduCredential } from '../kudu/credentials';
-import { KuduError, summariseBody } from '../kudu/errors';
-import { HttpTransport } from '../kudu/http';
+import { DeadlineError } from '../deadline';
+import { connectionProblem, HttpError, HttpTransport, type HttpContext } from '../http';
+import type { KuduCredential } from '../kudu/credentials';
+import { cleanText } from '../text';
+import { msalNetwork } from './msal-network';
 
 /** The identity of the service connection, as its authentication scheme describes it. */
 export type EntraAuth =
@@ -32,6 +34,8 @@ export interface TokenSourceOptions {
   /** Gets every token before it is returned, so the caller can mask it in the pipeline log. */
   onSecret: (value: string) => void;
   debug?: (message: string) => void;
+  /** The run's proxy, certificates and deadline for MSAL's requests; MSAL's own client without. */
+  http?: HttpContext;
 }
 
 export interface AccessToken {
@@ -45,6 +49,8 @@ export interface TokenSource {
   readonly description: string;
   /** A new token from Entra for a scope such as `https://management.azure.com/.default`; never cached here. */
   getToken(scope: string): Promise<AccessToken>;
+  /** Releases the connections MSAL's requests kept open. */
+  close?(): void;
 }
 
 export class EntraError extends Error {
@@ -56,8 +62,9 @@ export class EntraError extends Error {
     readonly scope: string,
     /** True when Entra answered and said no; false for network and configuration errors. */
     readonly refused: boolean,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -76,49 +83,33 @@ export function describeAuth(auth: EntraAuth): string {
 
 export function entraTokenSource(auth: EntraAuth, options: TokenSourceOptions): TokenSource {
   const description = describeAuth(auth);
-  // Warnings and errors only, without personal data: MSAL never logs tokens or secrets, and
-  // nothing at these levels is noise in a pipeline's debug log.
+  const network = options.http ? msalNetwork(options.http) : undefined;
+  const managed = auth.kind === 'managedIdentity';
   const system = {
+    // Warnings and errors only, without personal data: MSAL never logs tokens or secrets, and
+    // nothing at these levels is noise in a pipeline's debug log.
     loggerOptions: {
       loggerCallback: (_level: LogLevel, message: string) => options.debug?.(`MSAL: ${message}`),
       piiLoggingEnabled: false,
       logLevel: LogLevel.Warning,
     },
+    networkClient: network?.client,
+    // lib/http retries already; MSAL's managed identity retries would multiply them.
+    disableInternalRetries: network !== undefined,
   };
-  const managed = auth.kind === 'managedIdentity';
   const reach = managed ? "the agent machine's managed identity endpoint" : `Microsoft Entra ID at ${options.authorityHost}`;
-  let acquire: (scope: string) => Promise<{ accessToken: string; expiresOn: Date | null } | null>;
-  if (auth.kind === 'managedIdentity') {
-    const app = new ManagedIdentityApplication({
-      managedIdentityIdParams: auth.clientId ? { userAssignedClientId: auth.clientId } : undefined,
-      system,
-    });
-    // forceRefresh: TokenCache decides when a token is renewed, not MSAL's own cache.
-    acquire = (scope) => app.acquireToken({ resource: scope.replace(/\/\.default$/, ''), forceRefresh: true });
-  } else {
-    const authority = new URL(encodeURIComponent(auth.tenantId), withSlash(options.authorityHost)).toString();
-    const config: Configuration = {
-      // Listing the host as known spares a call to login.microsoftonline.com's instance discovery,
-      // which sovereign clouds and Azure Stack do not need.
-      auth: { clientId: auth.clientId, authority, knownAuthorities: [new URL(authority).host] },
-      system,
-    };
-    if (auth.kind === 'secret') config.auth.clientSecret = auth.secret;
-    else if (auth.kind === 'certificate') config.auth.clientCertificate = certificateCredential(auth.pem);
-    // A callback, so each token request gets a fresh OIDC token: the pipeline's expire in minutes.
-    else config.auth.clientAssertion = () => auth.assertion();
-    const app = new ConfidentialClientApplication(config);
-    acquire = (scope) => app.acquireTokenByClientCredential({ scopes: [scope], skipCache: true });
-  }
+  const acquire = msalAcquirer(auth, options.authorityHost, system);
   return {
     description,
+    close: () => network?.close(),
     async getToken(scope) {
       const obtainedAtMs = Date.now();
       let result: { accessToken: string; expiresOn: Date | null } | null;
+      if (network) network.lastFailure = undefined;
       try {
         result = await acquire(scope);
       } catch (err) {
-        throw entraError(err, description, scope, reach, managed);
+        throw entraError(err, { who: description, scope, reach, managed, lastFailure: network?.lastFailure });
       }
       if (!result?.accessToken) throw new EntraError(`Microsoft Entra ID sent no token for ${description} (${scope}).`, undefined, scope, true);
       options.onSecret(result.accessToken);
@@ -128,6 +119,33 @@ export function entraTokenSource(auth: EntraAuth, options: TokenSourceOptions): 
       return { token: result.accessToken, expiresOnMs, obtainedAtMs };
     },
   };
+}
+
+type Acquire = (scope: string) => Promise<{ accessToken: string; expiresOn: Date | null } | null>;
+
+/** The MSAL application for the identity, as a function from scope to MSAL's result. */
+function msalAcquirer(auth: EntraAuth, authorityHost: string, system: NonNullable<Configuration['system']>): Acquire {
+  if (auth.kind === 'managedIdentity') {
+    const app = new ManagedIdentityApplication({
+      managedIdentityIdParams: auth.clientId ? { userAssignedClientId: auth.clientId } : undefined,
+      system,
+    });
+    // forceRefresh: TokenCache decides when a token is renewed, not MSAL's own cache.
+    return (scope) => app.acquireToken({ resource: scope.replace(/\/\.default$/, ''), forceRefresh: true });
+  }
+  const authority = new URL(encodeURIComponent(auth.tenantId), withSlash(authorityHost)).toString();
+  const config: Configuration = {
+    // Listing the host as known spares a call to login.microsoftonline.com's instance discovery,
+    // which sovereign clouds and Azure Stack do not need.
+    auth: { clientId: auth.clientId, authority, knownAuthorities: [new URL(authority).host] },
+    system,
+  };
+  if (auth.kind === 'secret') config.auth.clientSecret = auth.secret;
+  else if (auth.kind === 'certificate') config.auth.clientCertificate = certificateCredential(auth.pem);
+  // A callback, so each token request gets a fresh OIDC token: the pipeline's expire in minutes.
+  else config.auth.clientAssertion = () => auth.assertion();
+  const app = new ConfidentialClientApplication(config);
+  return (scope) => app.acquireTokenByClientCredential({ scopes: [scope], skipCache: true });
 }
 
 /** When a token is due for renewal: 5 minutes before it expires, or halfway through a shorter life. */
@@ -222,7 +240,8 @@ export interface PipelineOidcOptions {
   /** `System.AccessToken`, which the endpoint wants as a bearer token. */
   systemAccessToken: string;
   serviceConnectionId: string;
-  userAgent: string;
+  /** User-Agent, proxy, certificates and deadline. */
+  http: HttpContext;
   onSecret: (value: string) => void;
 }
 
@@ -238,9 +257,9 @@ export function pipelineAssertion(options: PipelineOidcOptions): () => Promise<s
     url.searchParams.set('api-version', '7.1');
     url.searchParams.set('serviceConnectionId', options.serviceConnectionId);
     const transport = new HttpTransport({
-      scmUrl: url.origin + '/',
-      credential: bearerCredential(options.systemAccessToken, "the pipeline's access token"),
-      userAgent: options.userAgent,
+      ...options.http,
+      baseUrl: url.origin + '/',
+      authorizer: { authorization: async () => `Bearer ${options.systemAccessToken}` },
       retry: { maxAttempts: 3, baseDelayMs: 2000 },
     });
     const where = `${url.host}${url.pathname}`;
@@ -252,21 +271,11 @@ export function pipelineAssertion(options: PipelineOidcOptions): () => Promise<s
         headers: { 'Content-Type': 'application/json', 'X-TFS-FedAuthRedirect': 'Suppress' },
         body: () => Buffer.alloc(0),
         idempotent: true,
-        accept: [400, 401, 403, 404],
+        maxBodyBytes: 256 * 1024,
       });
-      const text = res.body.toString('utf8');
-      if (res.status >= 300) {
-        throw new EntraError(
-          `Azure DevOps refused to issue the pipeline's OIDC token for workload identity federation (${res.status} from ${where}): ` +
-            `${summariseBody(text) || '(no message)'}. Check that this pipeline is allowed to use the service connection.`,
-          `oidc_${res.status}`,
-          '',
-          true,
-        );
-      }
       let token: unknown;
       try {
-        token = (JSON.parse(text) as { oidcToken?: unknown }).oidcToken;
+        token = (JSON.parse(res.body.toString('utf8')) as { oidcToken?: unknown }).oidcToken;
       } catch {
         token = undefined;
       }
@@ -276,14 +285,28 @@ export function pipelineAssertion(options: PipelineOidcOptions): () => Promise<s
       options.onSecret(token);
       return token;
     } catch (err) {
-      if (err instanceof KuduError) {
-        throw new EntraError(`Could not get the pipeline's OIDC token from ${where}: ${err.details.code ?? err.status ?? ''} ${err.message}`.trim(), 'oidc_network', '', false);
-      }
+      if (err instanceof HttpError) throw oidcError(err, where);
       throw err;
     } finally {
       transport.close();
     }
   };
+}
+
+/** The OIDC request's failure in Azure DevOps' terms. */
+function oidcError(err: HttpError, where: string): EntraError {
+  if (err.kind === 'status' && err.status !== undefined && err.status < 500 && !err.retriable) {
+    return new EntraError(
+      `Azure DevOps refused to issue the pipeline's OIDC token for workload identity federation (${err.status} from ${where}): ` +
+        `${err.bodyText || '(no message)'}. Check that this pipeline is allowed to use the service connection.`,
+      `oidc_${err.status}`,
+      '',
+      true,
+      { cause: err },
+    );
+  }
+  const what = err.kind === 'status' ? `Azure DevOps answered ${err.status}${err.bodyText ? `: ${err.bodyText}` : ''}.` : connectionProblem(err);
+  return new EntraError(`Could not get the pipeline's OIDC token from ${where}: ${what}${err.triesText}`, 'oidc_network', '', false, { cause: err });
 }
 
 /** Entra's answers that a user can fix, by AADSTS number. */
@@ -303,44 +326,78 @@ const ENTRA_HINTS: Record<string, string> = {
   '500011': 'The resource is not available in this tenant.',
 };
 
-function entraError(err: unknown, who: string, scope: string, reach: string, managed: boolean): EntraError {
+interface FailureContext {
+  who: string;
+  scope: string;
+  /** Where tokens come from, for messages: Entra at its host, or the managed identity endpoint. */
+  reach: string;
+  managed: boolean;
+  /** What MSAL's last request through lib/http ran into (MSAL may have swallowed it). */
+  lastFailure?: Error;
+}
+
+function entraError(err: unknown, context: FailureContext): Error {
+  const { who, scope } = context;
   if (err instanceof EntraError) return err;
-  // MSAL wraps an error thrown by the client-assertion callback; the inner one says more.
+  // MSAL wraps an error thrown by the client-assertion callback or the network client; the inner one says more.
   const cause = (err as { cause?: unknown } | undefined)?.cause;
-  if (cause instanceof EntraError) return cause;
+  if (cause instanceof EntraError || cause instanceof DeadlineError) return cause;
   if (err instanceof AuthError) {
     const text = (err.errorMessage || err.message || '').trim();
     const number = /AADSTS(\d+)/.exec(text)?.[1];
-    const code = number ? `${err.errorCode} (AADSTS${number})` : err.errorCode;
-    if (!number && /network|endpoints_resolution|openid_config|unable_to_load/i.test(err.errorCode)) {
+    const unreachable = !number && /network|endpoints_resolution|openid_config|unable_to_load/i.test(err.errorCode);
+    const failure = cause instanceof HttpError ? cause : unreachable ? context.lastFailure : undefined;
+    if (failure instanceof DeadlineError) return failure;
+    if (failure instanceof HttpError) return transportFailure(failure, context);
+    if (unreachable) {
       return new EntraError(
-        `Could not reach ${reach} to get a token for ${who} (${err.errorCode}): ${firstLine(text)}` +
-          (managed ? ' A managed identity connection works only on agents that run on Azure VMs or scale sets with that identity assigned.' : ''),
+        `Could not reach ${context.reach} to get a token for ${who} (${err.errorCode}): ${firstLine(text)}` + (context.managed ? MANAGED_HINT : ''),
         err.errorCode,
         scope,
         false,
+        { cause: err },
       );
     }
-    const hint =
-      (number && ENTRA_HINTS[number]) ||
-      (managed
-        ? 'Check that the agent runs on an Azure VM or scale set with this managed identity assigned, and the client ID in the service connection.'
-        : 'Check the service connection (Project settings > Service connections) and its identity in Microsoft Entra ID.');
-    return new EntraError(
-      `Microsoft Entra ID refused a token for ${who} (scope ${scope}): ${code}: ${firstLine(text)} ${hint}`,
-      code,
-      scope,
-      err.errorCode !== 'network_error',
-    );
+    return refusal(err, text, number, context);
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new EntraError(`Could not get a token for ${who} (scope ${scope}): ${message}`, undefined, scope, false);
+  return new EntraError(`Could not get a token for ${who} (scope ${scope}): ${message}`, undefined, scope, false, { cause: err });
+}
+
+const MANAGED_HINT = ' A managed identity connection works only on agents that run on Azure VMs or scale sets with that identity assigned.';
+
+/** A request to Entra or the managed identity endpoint that got no usable answer. */
+function transportFailure(failure: HttpError, context: FailureContext): EntraError {
+  const problem = failure.kind === 'status' ? `it answered ${failure.status}${failure.bodyText ? `: ${failure.bodyText}` : ''}.` : connectionProblem(failure);
+  return new EntraError(
+    `Could not get a token for ${context.who} from ${context.reach}: ${problem}${failure.triesText}` + (context.managed && failure.kind !== 'status' ? MANAGED_HINT : ''),
+    failure.code ?? `http_${failure.status}`,
+    context.scope,
+    false,
+    { cause: failure },
+  );
+}
+
+/** Entra answered and said no: its code and description, and what to fix. */
+function refusal(err: AuthError, text: string, number: string | undefined, context: FailureContext): EntraError {
+  const code = number ? `${err.errorCode} (AADSTS${number})` : err.errorCode;
+  const hint =
+    (number && ENTRA_HINTS[number]) ||
+    (context.managed
+      ? 'Check that the agent runs on an Azure VM or scale set with this managed identity assigned, and the client ID in the service connection.'
+      : 'Check the service connection (Project settings > Service connections) and its identity in Microsoft Entra ID.');
+  return new EntraError(
+    `Microsoft Entra ID refused a token for ${context.who} (scope ${context.scope}): ${code}: ${firstLine(text)} ${hint}`,
+    code,
+    context.scope,
+    err.errorCode !== 'network_error',
+    { cause: err },
+  );
 }
 
 /** Entra's descriptions run on with trace and correlation ids on later lines; keep the sentence. */
 function firstLine(text: string): string {
-  const line = text.split(/\r?\n/)[0].trim();
-  return line.length > 600 ? line.slice(0, 600) + '…' : line;
+  return cleanText(text.split(/\r?\n/)[0].trim(), 600);
 }
 
 function withSlash(url: string): string {

@@ -5,28 +5,23 @@
  *
  * @example
  *   const credential = basicCredential('$my-blog', process.env.PUBLISH_PASSWORD!);
- *   const client = new KuduClient({ scmUrl: 'https://my-blog.scm.azurewebsites.net/', credential });
+ *   const client = new KuduClient({ scmUrl: 'https://my-blog.scm.azurewebsites.net/', credential, userAgent });
  */
-export interface KuduCredential {
+import type { Authorizer } from '../http';
+
+export { MAX_REFRESHES } from '../http';
+
+/**
+ * The transport's Authorizer (`authorization`, and `refresh` after a 401: a token source may
+ * fetch a new token, or move on to another kind of credential), with what messages need.
+ */
+export interface KuduCredential extends Authorizer {
   readonly kind: 'basic' | 'bearer';
   /** Says what was sent, for error messages; never contains the secret. */
   readonly description: string;
-  /** The Authorization header value. Token sources refresh here before expiry. */
-  authorization(): Promise<string>;
-  /**
-   * Called after a 401: a token source may fetch a new token, or move on to another kind of
-   * credential. Returns true when a retry with what it now has makes sense. The transport asks
-   * at most MAX_REFRESHES times per request.
-   */
-  refresh?(): Promise<boolean>;
   /** Values that must never appear in a log: the caller registers them as secrets. */
   readonly secrets: string[];
-  /** Releases what the credential holds open (an Azure Resource Manager connection). */
-  close?(): void;
 }
-
-/** Refreshes per request: a fresh token, then (Azure Resource Manager) up to two fallbacks. */
-export const MAX_REFRESHES = 3;
 
 export function basicCredential(username: string, password: string): KuduCredential {
   const header = 'Basic ' + Buffer.from(`${username}:${password}`, 'utf8').toString('base64');

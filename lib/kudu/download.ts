@@ -14,7 +14,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { vfsFilePath, zipFolderPath, type KuduClient } from './client';
 import { KuduError } from './errors';
-import { headerText, numericHeader, totalFromContentRange } from './http';
+import { headerText, numericHeader, totalFromContentRange } from '../http';
 
 export interface DownloadOptions {
   /** Tries in all for the body (the first included); each request also has the client's retries. */

@@ -1,14 +1,23 @@
 /**
  * Follows a file that grows on the server (a WebJob's output_log.txt) with Range requests, and
  * hands each complete line over exactly once, however often it is polled and whatever breaks in
- * between: the offset only moves past bytes that arrived whole.
+ * between: the offset only moves past bytes that arrived whole. Each poll reads at most a chunk,
+ * a line that never ends is handed over in pieces, and `readToEnd` stops at the deadline: a log
+ * that grows without end costs neither memory nor time beyond the task's.
  *
  * @example
- *   const tail = new LogTail(kudu, 'vfs/data/jobs/triggered/backup/2026.../output_log.txt', console.log);
- *   while (!done) { await tail.poll(); await sleep(5000); }
- *   await tail.poll(); tail.flush();
+ *   const tail = new LogTail(kudu, KuduClient.jobLogPath('backup', runId), (line) => log.external(line));
+ *   while (!done) { await tail.poll(); await deadline.sleep(5000); }
+ *   await tail.readToEnd(deadline); tail.flush();
  */
+import type { Deadline } from '../deadline';
+import type { RemotePath } from '../remote-path';
 import type { KuduClient } from './client';
+
+/** A line longer than this is handed over in pieces of this size. */
+const MAX_LINE_BYTES = 64 * 1024;
+/** Lines kept for an error message are cut to this many characters. */
+const KEPT_LINE_CHARS = 2000;
 
 export class LogTail {
   private offset = 0;
@@ -17,7 +26,7 @@ export class LogTail {
 
   constructor(
     private readonly kudu: KuduClient,
-    private readonly vfsPath: string,
+    private readonly file: RemotePath,
     private readonly onLine: (line: string) => void,
     private readonly keep = 30,
   ) {}
@@ -27,19 +36,28 @@ export class LogTail {
     return this.offset;
   }
 
-  /** Reads what is new and emits the complete lines. Throws KuduError on failure; nothing is lost. */
-  async poll(): Promise<void> {
-    const { data } = await this.kudu.readFrom(this.vfsPath, this.offset);
-    if (data.length === 0) return;
+  /** Reads what is new (one chunk at most) and emits the complete lines; returns the bytes read. Throws on failure; nothing is lost. */
+  async poll(): Promise<number> {
+    const { data } = await this.kudu.readFrom(this.file, this.offset);
+    if (data.length === 0) return 0;
     this.offset += data.length;
-    const text = Buffer.concat([this.partial, data]);
+    let text = Buffer.concat([this.partial, data]);
     const lastNewline = text.lastIndexOf(0x0a);
-    if (lastNewline < 0) {
-      this.partial = text;
-      return;
+    if (lastNewline >= 0) {
+      for (const line of text.subarray(0, lastNewline).toString('utf8').split('\n')) this.emit(line.replace(/\r$/, ''));
+      text = text.subarray(lastNewline + 1);
     }
-    this.partial = text.subarray(lastNewline + 1);
-    for (const line of text.subarray(0, lastNewline).toString('utf8').split('\n')) this.emit(line.replace(/\r$/, ''));
+    while (text.length > MAX_LINE_BYTES) {
+      this.emit(text.subarray(0, MAX_LINE_BYTES).toString('utf8'));
+      text = text.subarray(MAX_LINE_BYTES);
+    }
+    this.partial = Buffer.from(text);
+    return data.length;
+  }
+
+  /** Polls until nothing new arrives, or the deadline passes (then the rest is left unread). */
+  async readToEnd(deadline: Deadline | undefined): Promise<void> {
+    while (!deadline?.expired() && (await this.poll()) > 0);
   }
 
   /** Emits a last line that never got its newline. */
@@ -54,7 +72,7 @@ export class LogTail {
   }
 
   private emit(line: string): void {
-    this.recent.push(line);
+    this.recent.push(line.length > KEPT_LINE_CHARS ? `${line.slice(0, KEPT_LINE_CHARS)}…` : line);
     if (this.recent.length > this.keep) this.recent.shift();
     this.onLine(line);
   }

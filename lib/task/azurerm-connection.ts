@@ -15,25 +15,46 @@
  */
 import * as tl from 'azure-pipelines-task-lib/task';
 import { CLOUDS, connectAppService, type AppServiceKudu, type AzureRmConnection, type ConnectLog } from '../azure/app-service';
+import { ArmError, type ArmProblem } from '../azure/arm';
 import { entraTokenSource, pipelineAssertion, type EntraAuth } from '../azure/token-credential';
+import type { HttpContext } from '../http';
 import { getRequired, getString } from './inputs';
 
 /**
  * The task's AzureRM inputs (`azureSubscription`, `appName`, `resourceGroupName`, `slotName`) →
  * the app's SCM URL and a credential for it. Called from kudu-connection.ts only.
  */
-export async function azureRmKudu(options: { userAgent: string; log: ConnectLog }): Promise<AppServiceKudu> {
+export async function azureRmKudu(options: { http: HttpContext; log: ConnectLog }): Promise<AppServiceKudu> {
   const id = tl.getInput('azureSubscription', false)?.trim();
   if (!id) throw new Error("Input 'azureSubscription' is required: choose the Azure Resource Manager service connection for the app's subscription.");
-  const connection = azureRmConnection(id, { input: 'azureSubscription', userAgent: options.userAgent, debug: (m) => options.log.debug(m) });
+  const connection = azureRmConnection(id, { input: 'azureSubscription', http: options.http, debug: (m) => options.log.debug(m) });
   const target = { appName: getRequired('appName'), resourceGroup: getString('resourceGroupName'), slot: getString('slotName') };
-  return connectAppService(connection, target, { userAgent: options.userAgent, log: options.log, onSecret: (value) => tl.setSecret(value) });
+  try {
+    return await connectAppService(connection, target, { http: options.http, log: options.log, onSecret: (value) => tl.setSecret(value) });
+  } catch (err) {
+    throw err instanceof ArmError && err.problem ? new ArmError(`${err.message} ${inputAdvice(err.problem, err.slot)}`, err.status, err.code, { cause: err, problem: err.problem }) : err;
+  }
+}
+
+/** What to change in the task's inputs when the app cannot be found. */
+function inputAdvice(problem: ArmProblem, slot: boolean): string {
+  switch (problem) {
+    case 'cannot-list':
+      return "Set the task's resourceGroupName input, or give the identity the Reader role on the subscription.";
+    case 'app-not-found':
+      return "Check appName and the service connection's subscription, or set resourceGroupName if the identity can only read the app's resource group.";
+    case 'app-ambiguous':
+      return 'Set resourceGroupName.';
+    case 'site-not-found':
+      return `Check appName${slot ? ', slotName' : ''} and resourceGroupName, and that the service connection is for the app's subscription.`;
+  }
 }
 
 export interface EndpointOptions {
   /** The input that named the connection, for messages. */
   input: string;
-  userAgent: string;
+  /** User-Agent, deadline, the agent's proxy and certificates. */
+  http: HttpContext;
   debug: (message: string) => void;
 }
 
@@ -69,40 +90,7 @@ export function azureRmConnection(id: string, options: EndpointOptions): AzureRm
     );
   }
 
-  const scheme = (auth.scheme || 'ServicePrincipal').toLowerCase();
-  let entra: EntraAuth;
-  switch (scheme) {
-    case 'serviceprincipal': {
-      const tenantId = required(param('tenantid'), 'tenant ID');
-      const clientId = required(param('serviceprincipalid'), 'service principal ID');
-      if ((param('authenticationType') ?? 'spnKey').toLowerCase() === 'spncertificate') {
-        const pem = required(param('servicePrincipalCertificate'), 'certificate');
-        registerPem(pem);
-        entra = { kind: 'certificate', tenantId, clientId, pem };
-      } else {
-        const secret = required(param('serviceprincipalkey'), 'service principal key');
-        tl.setSecret(secret);
-        entra = { kind: 'secret', tenantId, clientId, secret };
-      }
-      break;
-    }
-    case 'workloadidentityfederation': {
-      const tenantId = required(param('tenantid'), 'tenant ID');
-      const clientId = required(param('serviceprincipalid'), 'service principal ID');
-      entra = { kind: 'federated', tenantId, clientId, assertion: pipelineAssertion({ ...oidcRequest(), serviceConnectionId: id, userAgent: options.userAgent, onSecret: tl.setSecret }) };
-      break;
-    }
-    case 'managedserviceidentity':
-      entra = { kind: 'managedIdentity', clientId: data('msiclientId') };
-      break;
-    case 'publishprofile':
-      throw new Error(
-        `The service connection '${id}' uses a publish profile, which holds only the app's basic-auth publishing credentials. ` +
-          `Use a Generic connection with those credentials, or an Azure Resource Manager connection with workload identity federation, a service principal or a managed identity.`,
-      );
-    default:
-      throw new Error(`The service connection '${id}' uses the authentication scheme '${auth.scheme}', which this task does not support.`);
-  }
+  const entra = entraAuthOf(id, auth.scheme, { param, data, required, http: options.http });
   if (!resourceManagerUrl || (!authorityHost && entra.kind !== 'managedIdentity')) {
     throw new Error(
       `The service connection '${id}' is for the '${environment}' environment, and does not say where its Resource Manager and Microsoft Entra endpoints are.`,
@@ -114,8 +102,47 @@ export function azureRmConnection(id: string, options: EndpointOptions): AzureRm
     resourceManagerUrl,
     subscriptionId,
     subscriptionName: data('subscriptionName'),
-    source: entraTokenSource(entra, { authorityHost: authorityHost ?? 'https://login.microsoftonline.com/', onSecret: tl.setSecret, debug: options.debug }),
+    source: entraTokenSource(entra, { authorityHost: authorityHost ?? 'https://login.microsoftonline.com/', onSecret: tl.setSecret, debug: options.debug, http: options.http }),
   };
+}
+
+interface ConnectionFields {
+  param: (key: string) => string | undefined;
+  data: (key: string) => string | undefined;
+  required: (value: string | undefined, what: string) => string;
+  http: HttpContext;
+}
+
+/** The identity the connection's authentication scheme describes; its secret registered before use. */
+function entraAuthOf(id: string, scheme: string | undefined, { param, data, required, http }: ConnectionFields): EntraAuth {
+  switch ((scheme || 'ServicePrincipal').toLowerCase()) {
+    case 'serviceprincipal': {
+      const tenantId = required(param('tenantid'), 'tenant ID');
+      const clientId = required(param('serviceprincipalid'), 'service principal ID');
+      if ((param('authenticationType') ?? 'spnKey').toLowerCase() === 'spncertificate') {
+        const pem = required(param('servicePrincipalCertificate'), 'certificate');
+        registerPem(pem);
+        return { kind: 'certificate', tenantId, clientId, pem };
+      }
+      const secret = required(param('serviceprincipalkey'), 'service principal key');
+      tl.setSecret(secret);
+      return { kind: 'secret', tenantId, clientId, secret };
+    }
+    case 'workloadidentityfederation': {
+      const tenantId = required(param('tenantid'), 'tenant ID');
+      const clientId = required(param('serviceprincipalid'), 'service principal ID');
+      return { kind: 'federated', tenantId, clientId, assertion: pipelineAssertion({ ...oidcRequest(), serviceConnectionId: id, http, onSecret: tl.setSecret }) };
+    }
+    case 'managedserviceidentity':
+      return { kind: 'managedIdentity', clientId: data('msiclientId') };
+    case 'publishprofile':
+      throw new Error(
+        `The service connection '${id}' uses a publish profile, which holds only the app's basic-auth publishing credentials. ` +
+          `Use a Generic connection with those credentials, or an Azure Resource Manager connection with workload identity federation, a service principal or a managed identity.`,
+      );
+    default:
+      throw new Error(`The service connection '${id}' uses the authentication scheme '${scheme}', which this task does not support.`);
+  }
 }
 
 /** Where to ask for the job's OIDC token, and the token to ask with. */

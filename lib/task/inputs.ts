@@ -2,6 +2,7 @@
  * Input parsing with the errors a pipeline author needs: which input, what was given, what is
  * allowed. task-lib gives strings; these turn them into checked values.
  */
+import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 
 export function getString(name: string, required = false): string | undefined {
@@ -46,4 +47,17 @@ export function getChoice<T extends string>(name: string, choices: readonly T[],
 /** Sets an output variable (`isOutput`, so later jobs and stages can read it). */
 export function setOutput(name: string, value: string | number | boolean): void {
   tl.setVariable(name, String(value), false, true);
+}
+
+/**
+ * An optional `filePath` input, or undefined when none was given. The classic editor's file
+ * picker left empty arrives as the repository root (System.DefaultWorkingDirectory or
+ * Build.SourcesDirectory), as task-lib's filePathSupplied knows: that is no file.
+ */
+export function getFilePath(name: string): string | undefined {
+  const value = getString(name);
+  if (!value) return undefined;
+  const roots = ['System.DefaultWorkingDirectory', 'Build.SourcesDirectory'].map((v) => tl.getVariable(v)).filter((v): v is string => !!v);
+  const same = (a: string, b: string) => path.resolve(a).replace(/[\\/]+$/, '') === path.resolve(b).replace(/[\\/]+$/, '');
+  return roots.some((root) => same(value, root)) ? undefined : value;
 }

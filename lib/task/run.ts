@@ -25,7 +25,12 @@ export function runTask(work: () => Promise<TaskOutcome>): void {
     },
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
-      if (err instanceof Error && err.stack) tl.debug(err.stack);
+      if (err instanceof Error && err.stack) tl.debug(neutraliseCommands(err.stack));
+      // Library errors keep what they were made from; the debug log shows the chain.
+      let cause = err instanceof Error ? err.cause : undefined;
+      for (let depth = 0; cause !== undefined && depth < 5; depth++, cause = cause instanceof Error ? cause.cause : undefined) {
+        tl.debug(neutraliseCommands(`caused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`));
+      }
       tl.setResult(tl.TaskResult.Failed, neutraliseCommands(message));
       process.exitCode = 1;
     },

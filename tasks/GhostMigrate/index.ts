@@ -2,7 +2,6 @@
  * GhostMigrate@1: run Ghost's database migrations on the build's copy of the SQLite database,
  * check the result, report it, and restore the copy when anything fails.
  */
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +9,7 @@ import * as tl from 'azure-pipelines-task-lib/task';
 import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';
+import { uploadSummary } from '../../lib/task/summary';
 import { MigrationFailedError, migrateGhost, type MigrationReport } from './migrate';
 import { renderSummary } from './summary';
 
@@ -31,10 +31,10 @@ runTask(async () => {
   try {
     report = await migrateGhost(options, pipelineLog);
   } catch (err) {
-    if (err instanceof MigrationFailedError) publish(err.report, tempDir);
+    if (err instanceof MigrationFailedError) publish(err.report);
     throw err;
   }
-  publish(report, tempDir);
+  publish(report);
   const file = path.basename(report.database);
   switch (report.status) {
     case 'migrated':
@@ -64,11 +64,8 @@ function findNode(input: string | undefined): string {
   return found;
 }
 
-function publish(report: MigrationReport, tempDir: string): void {
+function publish(report: MigrationReport): void {
   setOutput('migrationsApplied', report.applied.length);
   setOutput('databaseVersion', report.databaseVersion ?? '');
-  // The agent uploads the file after the task ends: it must outlive the task, so not our temp copy.
-  const file = path.join(tempDir, `GhostMigrate-${randomUUID().slice(0, 8)}.md`);
-  fs.writeFileSync(file, renderSummary(report));
-  tl.uploadSummary(file);
+  uploadSummary('Ghost migrations', [renderSummary(report)]);
 }

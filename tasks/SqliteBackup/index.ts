@@ -1,22 +1,23 @@
 /**
  * SqliteBackup@1: a zero-downtime, verified backup of a live SQLite database on the agent's machine.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { backupSqlite, summaryLine, type BackupReport } from '../../lib/sqlite/backup';
 import { progressPrinter } from '../../lib/sqlite/cli';
-import { placeManifest } from '../../lib/sqlite/manifest';
 import { formatFingerprint } from '../../lib/sqlite/fingerprint';
+import { placeManifest } from '../../lib/sqlite/manifest';
 import { formatBytes, formatMs } from '../../lib/format';
+import { resolveKeepingSlash } from '../../lib/fs';
 import { getBoolean, getChoice, getNumber, getRequired, getString, setOutput } from '../../lib/task/inputs';
 import { pipelineLog } from '../../lib/task/log';
 import { runTask } from '../../lib/task/run';
 import { version } from '../../package.json';
+import { code, markdownTable, uploadSummary } from '../../lib/task/summary';
 
 runTask(async () => {
   const base = tl.getVariable('System.DefaultWorkingDirectory') || process.cwd();
-  const report = await backupSqlite(fromBase(getRequired('databasePath'), base), fromBase(getString('backupPath') ?? `${tl.getVariable('Build.ArtifactStagingDirectory') ?? base}/`, base), {
+  const report = await backupSqlite(resolveKeepingSlash(base, getRequired('databasePath')), resolveKeepingSlash(base, getString('backupPath') ?? `${tl.getVariable('Build.ArtifactStagingDirectory') ?? base}/`), {
     verify: getChoice('verify', ['integrity', 'quick', 'none'] as const, 'integrity'),
     gzip: getChoice('compress', ['none', 'gzip'] as const, 'none') === 'gzip',
     skipIfUnchanged: getBoolean('skipIfUnchanged', false),
@@ -34,33 +35,23 @@ runTask(async () => {
   setOutput('backupSkipped', report.skipped);
   setOutput('maxLockMilliseconds', Math.ceil(report.maxLockMs));
   setOutput('databaseFingerprint', formatFingerprint(report.fingerprint));
-  uploadSummary(report);
+  publishSummary(report);
   return summaryLine(report);
 });
 
-/** A relative path from the working directory, keeping a trailing separator (it means "a folder"). */
-function fromBase(p: string, base: string): string {
-  const folder = /[\\/]$/.test(p);
-  const resolved = path.resolve(base, p);
-  return folder ? resolved + path.sep : resolved;
-}
-
-/** A small table on the run's summary page. */
-function uploadSummary(report: BackupReport): void {
-  const temp = tl.getVariable('Agent.TempDirectory');
-  if (!temp) return;
-  const rows = report.skipped
-    ? [['Backup', `skipped: unchanged since \`${report.file}\``]]
+/** A small table on the run page. */
+function publishSummary(report: BackupReport): void {
+  const rows: Array<[string, string | undefined]> = report.skipped
+    ? [['Backup', `skipped: unchanged since ${code(report.file)}`]]
     : [
-        ['Backup', `\`${report.file}\``],
+        ['Backup', code(report.file)],
         ['Size', `${formatBytes(report.bytes)}${report.gzip ? ` (database ${formatBytes(report.databaseBytes)})` : ''}`],
-        ['SHA-256', `\`${report.sha256}\``],
+        ['SHA-256', code(report.sha256)],
         ['Database', `${report.pageCount} pages of ${report.pageSize} bytes, ${report.journal === 'wal' ? 'WAL' : 'rollback journal'}`],
+        ['Fingerprint', code(formatFingerprint(report.fingerprint))],
         ['Verified', report.verify],
         ['Took', formatMs(report.durationMs)],
         ['Writers could wait', formatMs(report.maxLockMs)],
       ];
-  const file = path.join(temp, `sqlite-backup-${Date.now()}.md`);
-  fs.writeFileSync(file, `| | |\n|---|---|\n${rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n')}\n`);
-  tl.uploadSummary(file);
+  uploadSummary(`SQLite backup of ${path.basename(report.source)}`, [markdownTable(rows)]);
 }

@@ -1,6 +1,6 @@
 /**
  * The Azure Resource Manager part of the Azure fake: the subscription's resource list, App Service
- * apps and slots, their SCM basic-auth policy and publishing credentials. Bearer tokens must be
+ * apps and slots, their SCM basic-auth policy, publishing credentials and app settings. Bearer tokens must be
  * live ones this fake issued for the ARM audience; roles are checked as ARM does, with ARM's
  * error bodies (`{"error":{"code","message"}}`).
  */
@@ -59,7 +59,7 @@ export async function handleArm(fake: AzureFake, req: IncomingMessage, res: Serv
   const slot = hasSlot ? parts[9] : undefined;
   const rest = parts.slice(hasSlot ? 10 : 8).join('/').toLowerCase();
   const scope = '/' + parts.slice(0, hasSlot ? 10 : 8).join('/');
-  if (!hasRole(principal, scope, ['Reader', 'Website Contributor'])) return forbidden('Microsoft.Web/sites/read', scope);
+  if (!hasRole(principal, scope, ['Reader', 'Website Contributor', 'Site Publisher'])) return forbidden('Microsoft.Web/sites/read', scope);
   if (!fake.sites.some((s) => s.resourceGroup.toLowerCase() === resourceGroup.toLowerCase())) {
     return armError(res, 404, 'ResourceGroupNotFound', `Resource group '${resourceGroup}' could not be found.`);
   }
@@ -75,17 +75,28 @@ export async function handleArm(fake: AzureFake, req: IncomingMessage, res: Serv
     return sendJson(res, 200, { id: `${site.id}/basicPublishingCredentialsPolicies/scm`, name: 'scm', properties: { allow: site.basicAuth.allow } });
   }
   if (rest === 'config/publishingcredentials/list' && req.method === 'POST') {
-    if (!canPublish(principal, site)) return forbidden('Microsoft.Web/sites/config/list/Action', site.id);
+    if (!canListConfig(principal, site)) return forbidden('Microsoft.Web/sites/config/list/Action', site.id);
     return sendJson(res, 200, {
       id: `${site.id}/publishingcredentials/$${site.name}`,
       name: site.name,
       properties: { publishingUserName: site.basicAuth.username, publishingPassword: site.basicAuth.password, scmUri: `https://${site.basicAuth.username}:${site.basicAuth.password}@${new URL(site.scmUrl).host}` },
     });
   }
+  if (rest === 'config/appsettings/list' && req.method === 'POST') {
+    // Listing app settings reveals their values: Microsoft.Web/sites/config/list/Action, which Reader lacks.
+    if (!canListConfig(principal, site)) return forbidden('Microsoft.Web/sites/config/list/Action', site.id);
+    return sendJson(res, 200, { id: `${site.id}/config/appsettings`, name: 'appsettings', type: 'Microsoft.Web/sites/config', properties: site.kudu.appSettings() });
+  }
   return armError(res, 404, 'NotFound', `No route for ${req.method} ${url.pathname}`);
 }
 
+/** Microsoft.Web/sites/publish/Action: Kudu. */
 export function canPublish(principal: FakePrincipal, site: FakeSite): boolean {
+  return hasRole(principal, site.id, ['Website Contributor', 'Site Publisher']);
+}
+
+/** Microsoft.Web/sites/config/list/Action: settings and publishing credentials, values included. */
+export function canListConfig(principal: FakePrincipal, site: FakeSite): boolean {
   return hasRole(principal, site.id, ['Website Contributor']);
 }
 

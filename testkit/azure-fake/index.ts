@@ -39,7 +39,11 @@ export const TLS = { cert: fs.readFileSync(path.join(FIXTURES, 'server.pem')), k
 /** The App Service audience in the public cloud, which the tasks ask for first. */
 export const APP_SERVICE_AUDIENCE = 'https://appservice.azure.com';
 
-export type Role = 'Website Contributor' | 'Reader';
+/**
+ * Built-in roles, and 'Site Publisher': a custom role with only Microsoft.Web/sites/read and
+ * Microsoft.Web/sites/publish/Action, the least the Kudu tasks need (it cannot list settings).
+ */
+export type Role = 'Website Contributor' | 'Reader' | 'Site Publisher';
 
 export interface FakePrincipal {
   clientId: string;
@@ -64,6 +68,8 @@ export interface FakeSite {
   scmUrl: string;
   basicAuth: { allow: boolean; username: string; password: string };
   proxy: ScmProxy;
+  /** The Kudu-compatible server behind the SCM site: its app settings are the site's. */
+  kudu: KuduServer;
 }
 
 export interface IssuedToken {
@@ -82,6 +88,8 @@ export interface FakeRequest {
   status: number;
   /** The audience of the bearer token sent, when it was one the fake issued. */
   audience?: string;
+  /** The client's port: a proxy's outbound connection (testkit/proxy `upstreamPorts`) or the task's own. */
+  remotePort?: number;
 }
 
 export interface AzureFakeOptions {
@@ -177,6 +185,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
         state: s.state ?? 'Running',
         id,
         basicAuth: s.basicAuth ?? { allow: false, username: `$${s.name}`, password: 'unused' },
+        kudu: s.kudu,
       } as FakeSite;
       site.proxy = await startScmProxy(fake, site, s.kudu);
       site.scmUrl = site.proxy.url;
@@ -240,7 +249,7 @@ export async function startAzureFake(options: AzureFakeOptions = {}): Promise<Az
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const record: FakeRequest = { service: 'arm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    const record: FakeRequest = { service: 'arm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0, remotePort: req.socket.remotePort };
     fake.requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     const pathname = new URL(req.url ?? '/', url).pathname;

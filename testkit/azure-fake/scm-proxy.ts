@@ -23,7 +23,7 @@ export async function startScmProxy(fake: AzureFake, site: FakeSite, kudu: KuduS
   const target = new URL(kudu.url);
   const agent = new http.Agent({ keepAlive: true });
   const server = https.createServer(TLS, (req, res) => {
-    const record: FakeRequest = { service: 'scm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    const record: FakeRequest = { service: 'scm', method: req.method ?? 'GET', path: req.url ?? '/', status: 0, remotePort: req.socket.remotePort };
     fake.requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     const token = bearerOf(req);

@@ -10,7 +10,7 @@
  * @example
  *   const run = await runTask({
  *     task: 'AppServiceWebJobRun',
- *     inputs: { kuduService: 'kudu', jobName: 'backup' },
+ *     inputs: { connectionType: 'Generic', kuduService: 'kudu', jobName: 'backup' },
  *     endpoints: { kudu: genericEndpoint(server.url, 'user', 'pass') },
  *   });
  *   assert.equal(run.result, 'Succeeded', run.output);
@@ -55,6 +55,8 @@ export interface RunTaskOptions {
   /** The task is killed after this long; default 120 s. */
   timeoutMs?: number;
   nodePath?: string;
+  /** The task.json handler to run, as an agent that has only that Node would; default Node24. */
+  handler?: 'Node24' | 'Node20_1';
   /** Record the task process's peak RSS in `maxRssBytes`. */
   measureMemory?: boolean;
   /** Called with each stdout line as it arrives (for live logs in tests or the demo). */
@@ -91,7 +93,14 @@ export interface TaskRun {
   errors: string[];
   warnings: string[];
   artifacts: Array<{ artifactName: string; containerFolder: string; path: string }>;
+  /** Files uploaded as summaries (`task.uploadsummary`, or `task.addattachment` of the summary type). */
   summaries: string[];
+  /**
+   * The summary sections as the run page shows them: the title (the attachment's name; for
+   * `task.uploadsummary`, the file name without its extension) and the markdown, read when the
+   * task ended, as the agent reads it.
+   */
+  summarySections: Array<{ title: string; markdown: string }>;
   secrets: string[];
   workDir: string;
   durationMs: number;
@@ -123,10 +132,10 @@ export function readTaskJson(taskRoot: string): TaskJson {
   return JSON.parse(fs.readFileSync(path.join(taskRoot, 'task.json'), 'utf8')) as TaskJson;
 }
 
-/** The entry the agent would run: the Node24 handler's target. */
-function entryOf(taskRoot: string, taskJson: TaskJson): string {
-  const handler = taskJson.execution.Node24;
-  if (!handler) throw new Error(`${taskJson.name}: task.json has no Node24 handler`);
+/** The entry the agent would run: the handler's target. */
+function entryOf(taskRoot: string, taskJson: TaskJson, name: 'Node24' | 'Node20_1' = 'Node24'): string {
+  const handler = taskJson.execution[name];
+  if (!handler) throw new Error(`${taskJson.name}: task.json has no ${name} handler`);
   return path.join(taskRoot, handler.target.replace('$(currentDirectory)', '.'));
 }
 
@@ -206,7 +215,7 @@ export async function runTask(options: RunTaskOptions): Promise<TaskRun> {
   if (rssFile) env.HARNESS_RSS_FILE = rssFile;
 
   const started = Date.now();
-  const child = spawn(options.nodePath ?? process.execPath, [...nodeArgs, entryOf(taskRoot, taskJson)], {
+  const child = spawn(options.nodePath ?? process.execPath, [...nodeArgs, entryOf(taskRoot, taskJson, options.handler)], {
     cwd: workDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -241,9 +250,10 @@ export async function runTask(options: RunTaskOptions): Promise<TaskRun> {
   killGroup(child.pid);
   if (options.onLine && pending) options.onLine(pending);
   const maxRssBytes = rssFile && fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) : undefined;
+  // Parsed before the temp folder goes: the agent reads summary files after the task ends.
+  const run = parseRun({ exitCode, signal, timedOut, stdout, stderr, workDir, durationMs: Date.now() - started });
   fs.rmSync(agentTemp, { recursive: true, force: true });
-
-  return { ...parseRun({ exitCode, signal, timedOut, stdout, stderr, workDir, durationMs: Date.now() - started }), maxRssBytes };
+  return { ...run, maxRssBytes };
 }
 
 function killGroup(pid: number | undefined): void {
@@ -277,6 +287,7 @@ export function parseRun(raw: {
     warnings: [],
     artifacts: [],
     summaries: [],
+    summarySections: [],
     secrets: [],
   };
   for (const rawLine of raw.stdout.split('\n')) {
@@ -316,7 +327,11 @@ export function parseRun(raw: {
         run.artifacts.push({ artifactName: p.artifactname, containerFolder: p.containerfolder, path: cmd.message });
         break;
       case 'task.uploadsummary':
-        run.summaries.push(cmd.message);
+        addSummary(run, path.basename(cmd.message).replace(/\.[^.]*$/, ''), cmd.message);
+        break;
+      case 'task.addattachment':
+        if (p.type === SUMMARY_ATTACHMENT) addSummary(run, p.name ?? '', cmd.message);
+        else run.logLines.push(line);
         break;
       case 'task.setsecret':
         run.secrets.push(cmd.message);
@@ -326,6 +341,27 @@ export function parseRun(raw: {
     }
   }
   return run;
+}
+
+/** The attachment type the run page shows as a summary section (the agent's CoreAttachmentType.Summary). */
+export const SUMMARY_ATTACHMENT = 'Distributedtask.Core.Summary';
+
+/**
+ * What the agent does with a summary: it refuses a missing file, or a name with characters no
+ * file name may have (checked against Windows' list, the strictest agent; TaskCommandExtension.cs),
+ * and otherwise uploads the file under that name.
+ */
+function addSummary(run: TaskRun, title: string, file: string): void {
+  if (!title || /[\x00-\x1f"<>|:*?\\/]/.test(title)) {
+    run.warnings.push(`Unable to process command: a summary named ${JSON.stringify(title)} (empty, or a character no file name may have).`);
+    return;
+  }
+  if (!file || !fs.existsSync(file)) {
+    run.warnings.push(`Unable to process command: the summary '${title}' has no file at ${file} when the task ends.`);
+    return;
+  }
+  run.summaries.push(file);
+  run.summarySections.push({ title, markdown: fs.readFileSync(file, 'utf8') });
 }
 
 /** Lines (other than the agent's own `task.setsecret` commands) that contain any of the values. */

@@ -28,6 +28,45 @@ export interface FaultSpec {
    * reset when the response would start. The client cannot tell whether the request took effect.
    */
   dropResponse?: boolean;
+  /**
+   * With `status`: send the headers at once, then the body one byte every `trickleMs`, as a server
+   * that never goes quiet long enough for an idle timeout and never finishes.
+   */
+  trickleMs?: number;
+}
+
+/**
+ * What App Service's front end answers before a request reaches Kudu, for `body` with status 403:
+ * an access restriction that does not let the client in (the plain text older stamps send, and the
+ * page newer ones send), and a stopped app.
+ */
+export const FRONT_END_403 = {
+  ipForbidden: 'Ip Forbidden',
+  blockedPage:
+    '<!DOCTYPE html><html><head><title>Web App - Unavailable</title></head><body><div id="content">' +
+    '<h1 id="unavailable">Error 403 - Forbidden</h1><p id="tryAgain">The web app you have attempted to reach has blocked your access.</p>' +
+    '</div></body></html>',
+  stoppedPage:
+    '<!DOCTYPE html><html><head><title>Web App - Unavailable</title><style type="text/css">body { font-family: sans-serif; }</style></head><body><div id="content">' +
+    '<h1 id="unavailable">Error 403 - This web app is stopped.</h1>' +
+    '<p id="tryAgain">The web app you have attempted to reach is currently stopped and does not accept any requests. Please try to reload the page or visit it again soon.</p>' +
+    '<p id="toAdmin">If you are the web app administrator, please find the common 403 error scenarios and resolution here. For further troubleshooting tools and recommendations, please visit Azure Portal.</p>' +
+    '</div></body></html>',
+} as const;
+
+/** Writes `body` one byte every `everyMs` until it is sent or the response closes. */
+export function trickle(res: ServerResponse, body: Buffer, everyMs: number): void {
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent >= body.length) {
+      clearInterval(timer);
+      res.end();
+      return;
+    }
+    res.write(body.subarray(sent, sent + 1));
+    sent += 1;
+  }, everyMs);
+  res.on('close', () => clearInterval(timer));
 }
 
 export interface FaultHandle {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AuthOptions, DEFAULT_AUTH, isAuthorized, sendUnauthorized } from './auth';
-import { dropResponse, FaultHandle, Faults, FaultSpec, limitResponseBody } from './faults';
+import { dropResponse, FaultHandle, Faults, FaultSpec, limitResponseBody, trickle } from './faults';
 import { sendHttpError, sendJson } from './http';
 import { handleVfs } from './vfs';
 import { RunningJob, TriggeredJobs } from './webjobs';
@@ -70,6 +70,8 @@ export interface KuduServer {
   readonly jobs: KuduJobsControl;
   setSetting(name: string, value: string | undefined): void;
   getSetting(name: string): string | undefined;
+  /** Every app setting, as `GET api/settings` lists them. */
+  appSettings(): Record<string, string>;
   /** Simulate another process holding the file open without sharing (path relative to home). */
   lockFile(relPath: string): void;
   unlockFile(relPath: string): void;
@@ -137,6 +139,11 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
     for (const prefix of JOB_PREFIXES) {
       if ((rest = routeRest(pathname, prefix)) !== undefined) return jobs.handle(req, res, rest, url);
     }
+    if ((pathname === '/api/settings' || pathname === '/api/settings/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      // Kudu's SettingsController.GetAll: its own settings merged with the app settings, one JSON object.
+      req.resume();
+      return sendJson(res, 200, Object.fromEntries(settings));
+    }
     if (pathname === '/api/webjobs' || pathname === '/api/webjobs/') {
       if (req.method === 'GET' || req.method === 'HEAD') return jobs.sendJobList(req, res, `http://${req.headers.host}`);
     }
@@ -176,7 +183,8 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
         }
         headers['Content-Length'] = body.length;
         res.writeHead(fault.status, headers);
-        res.end(body);
+        if (fault.trickleMs !== undefined) trickle(res, body, fault.trickleMs);
+        else res.end(body);
         return;
       }
       if (!isAuthorized(req, auth)) {
@@ -230,6 +238,7 @@ export async function startKuduServer(options: KuduServerOptions): Promise<KuduS
       else settings.set(name, value);
     },
     getSetting: name => settings.get(name),
+    appSettings: () => Object.fromEntries(settings),
     lockFile: relPath => void locked.add(toLocal(relPath)),
     unlockFile: relPath => void locked.delete(toLocal(relPath)),
     close() {

@@ -48,7 +48,7 @@ describe('AppServiceDatabaseGuard', function () {
   function guard(expectedFingerprint: string, inputs: Record<string, string> = {}, server: KuduServer = kudu): Promise<TaskRun> {
     return runTask({
       task: 'AppServiceDatabaseGuard',
-      inputs: { kuduService: 'kudu', expectedFingerprint, ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu', expectedFingerprint, ...inputs },
       endpoints: { kudu: genericEndpoint(server.url, '$blog', 'pw-0123456789') },
     });
   }
@@ -246,9 +246,9 @@ describe('AppServiceDatabaseGuard', function () {
     this.timeout(180_000);
     const endpoints = { kudu: genericEndpoint(kudu.url, '$blog', 'pw-0123456789') };
     const backupJob = () =>
-      runTask({ task: 'AppServiceWebJobRun', inputs: { kuduService: 'kudu', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.5, timeoutMinutes: 2 }, endpoints });
+      runTask({ task: 'AppServiceWebJobRun', inputs: { connectionType: 'Generic', kuduService: 'kudu', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.5, timeoutMinutes: 2 }, endpoints });
     const download = () =>
-      runTask({ task: 'AppServiceDownload', inputs: { kuduService: 'kudu', remotePath: `${DATA}/backup.db`, destination: 'content/data/ghost.db' }, endpoints, workDir: work });
+      runTask({ task: 'AppServiceDownload', inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath: `${DATA}/backup.db`, destination: 'content/data/ghost.db' }, endpoints, workDir: work });
 
     createAppDatabase(live(), { journal: 'delete', sizeMb: 8 });
     const writer = await AppProcess.start({ file: live(), role: 'writer', rate: 100 });

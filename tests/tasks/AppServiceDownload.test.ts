@@ -37,7 +37,7 @@ describe('AppServiceDownload', function () {
   function run(inputs: Record<string, string | number | boolean>, options: { measureMemory?: boolean } = {}): Promise<TaskRun> {
     return runTask({
       task: 'AppServiceDownload',
-      inputs: { kuduService: 'kudu', ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu', ...inputs },
       endpoints: { kudu: genericEndpoint(kudu.url, '$blog', 'secret-pw-1') },
       workDir: work,
       measureMemory: options.measureMemory,

@@ -38,7 +38,7 @@ describe('AppServiceWebJobRun with installJob (the built-in backup job)', functi
   function runJob(inputs: Record<string, string | number | boolean> = {}): Promise<TaskRun> {
     return runTask({
       task: 'AppServiceWebJobRun',
-      inputs: { kuduService: 'kudu', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.5, timeoutMinutes: 2, ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu', jobName: 'sqlite-backup', installJob: true, pollIntervalSeconds: 0.5, timeoutMinutes: 2, ...inputs },
       endpoints: endpoints(),
     });
   }
@@ -69,7 +69,7 @@ describe('AppServiceWebJobRun with installJob (the built-in backup job)', functi
 
       const download = await runTask({
         task: 'AppServiceDownload',
-        inputs: { kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'content/data/ghost.db' },
+        inputs: { connectionType: 'Generic', kuduService: 'kudu', remotePath: 'site/wwwroot/content/data/backup.db', destination: 'content/data/ghost.db' },
         endpoints: endpoints(),
         workDir: work,
       });

@@ -34,7 +34,7 @@ describe('AppServiceWebJobRun', function () {
   function run(inputs: Record<string, string | number | boolean>, password = PASSWORD, username = '$blog'): Promise<TaskRun> {
     return runTask({
       task: 'AppServiceWebJobRun',
-      inputs: { kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, ...inputs },
+      inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, ...inputs },
       endpoints: { 'kudu-conn': genericEndpoint(kudu.url, username, password) },
     });
   }
@@ -131,8 +131,12 @@ describe('AppServiceWebJobRun', function () {
   });
 
   describe('when a run is already in progress', () => {
+    const releaseFile = () => path.join(home, 'release-backup');
+
+    /** Another pipeline's run, which goes on until the test releases it (later runs of the job end at once). */
     async function busy(): Promise<string> {
-      job('backup', `console.log('run ' + process.env.WEBJOBS_RUN_ID); setTimeout(() => process.exit(0), 1500);`);
+      const file = JSON.stringify(releaseFile());
+      job('backup', `console.log('run ' + process.env.WEBJOBS_RUN_ID); setInterval(() => { if (require('fs').existsSync(${file})) process.exit(0); }, 50);`);
       const res = await fetch(new URL('api/triggeredwebjobs/backup/run', kudu.url), {
         method: 'POST',
         headers: { authorization: 'Basic ' + Buffer.from(`$blog:${PASSWORD}`).toString('base64'), 'user-agent': 'schedule-test' },
@@ -141,9 +145,21 @@ describe('AppServiceWebJobRun', function () {
       return String(res.headers.get('location')).split('/').pop()!;
     }
 
+    /** Runs the task; the other run ends once the task has printed `when`, however slowly the task started. */
+    function runReleasing(inputs: Record<string, string>, when?: string): Promise<TaskRun> {
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup', ...inputs },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        onLine: (line) => {
+          if (when && line.includes(when)) fs.writeFileSync(releaseFile(), '');
+        },
+      });
+    }
+
     it("queue: waits for it, then starts and reports a fresh run", async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'queue' });
+      const result = await runReleasing({ whenAlreadyRunning: 'queue' }, 'Waiting for it to end');
       assert.equal(result.result, 'Succeeded', result.output);
       assert.notEqual(result.variables.runId.value, other);
       assert.ok(result.logLines.some((l) => l.includes('already running')), result.output);
@@ -151,14 +167,15 @@ describe('AppServiceWebJobRun', function () {
 
     it('attach: follows that run and reports its result', async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'attach' });
+      const result = await runReleasing({ whenAlreadyRunning: 'attach' }, 'Attaching to it');
       assert.equal(result.result, 'Succeeded', result.output);
       assert.equal(result.variables.runId.value, other);
     });
 
     it('fail: fails at once and names the run in progress', async () => {
       const other = await busy();
-      const result = await run({ jobName: 'backup', whenAlreadyRunning: 'fail' });
+      const result = await runReleasing({ whenAlreadyRunning: 'fail' });
+      fs.writeFileSync(releaseFile(), '');
       assert.equal(result.result, 'Failed', result.output);
       assert.match(result.resultMessage!, new RegExp(`already running \\(run ${other}`));
       await kudu.jobs.waitForIdle(10_000);
@@ -234,6 +251,116 @@ describe('AppServiceWebJobRun', function () {
     const result = await run({ jobName: 'backup' });
     assert.equal(result.result, 'Succeeded', result.output);
     assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 2);
+  });
+
+  it('folds the streamed log into a group on the run page', async () => {
+    job('backup', PRINT_AND_EXIT(0));
+    const result = await run({ jobName: 'backup' });
+    assert.equal(result.result, 'Succeeded', result.output);
+    const lines = result.logLines;
+    const open = lines.findIndex((l) => /^##\[group\]Log of run \d+ of WebJob 'backup'$/.test(l));
+    const close = lines.indexOf('##[endgroup]');
+    const step = lines.findIndex((l) => l.includes('step 3 of 5'));
+    assert.ok(open >= 0 && open < step && step < close, result.output);
+    assert.equal(lines.filter((l) => l.startsWith('##[group]')).length, 1);
+  });
+
+  describe('deadlines', () => {
+    async function othersRun(name: string, script: string): Promise<string> {
+      job(name, script);
+      const res = await fetch(new URL(`api/triggeredwebjobs/${name}/run`, kudu.url), {
+        method: 'POST',
+        headers: { authorization: 'Basic ' + Buffer.from(`$blog:${PASSWORD}`).toString('base64'), 'user-agent': 'another-pipeline' },
+      });
+      assert.equal(res.status, 202);
+      return String(res.headers.get('location')).split('/').pop()!;
+    }
+
+    function runUntil(inputs: Record<string, string | number | boolean>): Promise<TaskRun> {
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, ...inputs },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        // Far beyond the task's own deadline: a task that ignores its deadline is killed here and fails the test.
+        timeoutMs: 60_000,
+      });
+    }
+
+    it('queue: stops at its deadline when the run in progress never ends, and posts no run', async () => {
+      const other = await othersRun('forever', `console.log('busy'); setInterval(() => console.log('still busy'), 300);`);
+      const result = await runUntil({ jobName: 'forever', whenAlreadyRunning: 'queue', timeoutMinutes: 0.05 });
+      assert.equal(result.timedOut, false, 'the task ended by itself');
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, new RegExp(`still running run ${other} .*timeoutMinutes \\(0\\.05\\) ran out, so no new run was started`));
+      assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 1, 'only the other pipeline posted');
+      // 3 s of polling every 0.2 s: a few dozen requests, not the tens of thousands of a loop without pause.
+      assert.ok(kudu.requests.length < 100, `${kudu.requests.length} requests`);
+    });
+
+    it('queue: does not start a run after its deadline when the other run ends just after it', async () => {
+      const release = path.join(home, 'release-slowjob');
+      await othersRun('slowjob', `console.log('busy'); setInterval(() => { if (require('fs').existsSync(${JSON.stringify(release)})) process.exit(0); }, 50);`);
+      // The other run ends half a second after the task's 2.4-second deadline, counted from when
+      // the task says it waits (its deadline started earlier): a task still looping then would post.
+      let released: Promise<void> | undefined;
+      const result = await runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, jobName: 'slowjob', whenAlreadyRunning: 'queue', timeoutMinutes: 0.04 },
+        endpoints: { 'kudu-conn': genericEndpoint(kudu.url, '$blog', PASSWORD) },
+        timeoutMs: 60_000,
+        onLine: (line) => {
+          if (!released && line.includes('Waiting for it to end')) released = new Promise((r) => setTimeout(() => r(fs.writeFileSync(release, '')), 2900));
+        },
+      });
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /no new run was started/);
+      await released;
+      await kudu.jobs.waitForIdle(20_000);
+      const runs = fs.readdirSync(path.join(home, 'data', 'jobs', 'triggered', 'slowjob')).filter((d) => /^\d+$/.test(d));
+      assert.equal(runs.length, 1, `runs: ${runs}`);
+      assert.equal(kudu.requests.filter((r) => r.method === 'POST').length, 1);
+    });
+
+    it('ends at its deadline while the server trickles its answer one byte a second', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      kudu.faults.add({ method: 'GET', path: '/api/triggeredwebjobs/backup', status: 200, body: JSON.stringify({ name: 'backup' }).padEnd(60), trickleMs: 1000, times: Infinity });
+      const result = await runUntil({ jobName: 'backup', timeoutMinutes: 0.01 });
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /GET \/api\/triggeredwebjobs\/backup .*the time allowed by timeoutMinutes \(0\.01\) ran out\. Raise timeoutMinutes/);
+      assert.ok(result.durationMs < 20_000, `the task ran ${result.durationMs} ms against a 0.6-second deadline`);
+    });
+  });
+
+  describe('a Generic connection URL with user-info (https://$app:PW@host/)', () => {
+    function withUserInfo(password: string): TaskRun | Promise<TaskRun> {
+      const url = kudu.url.replace('http://', `http://$blog:${password}@`);
+      return runTask({
+        task: 'AppServiceWebJobRun',
+        inputs: { connectionType: 'Generic', kuduService: 'kudu-conn', pollIntervalSeconds: 0.2, timeoutMinutes: 1, jobName: 'backup' },
+        endpoints: { 'kudu-conn': { url, scheme: 'UsernamePassword', parameters: {} } },
+        variables: { 'System.Debug': 'true' },
+      });
+    }
+
+    it('uses the credentials in the URL, registers the password first and never prints it, even with System.Debug', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      const result = await withUserInfo(PASSWORD);
+      assert.equal(result.result, 'Succeeded', result.output);
+      assert.ok(result.secrets.includes(PASSWORD), 'the password is registered');
+      const firstSecret = result.stdout.indexOf('##vso[task.setsecret]');
+      const firstUrl = result.stdout.indexOf(new URL(kudu.url).host);
+      assert.ok(firstSecret >= 0 && (firstUrl < 0 || firstSecret < firstUrl), 'registered before the URL is printed anywhere');
+      assert.deepEqual(linesLeaking(result, [PASSWORD, `$blog:${PASSWORD}`]), []);
+    });
+
+    it('keeps the password out of the messages when Kudu refuses it', async () => {
+      job('backup', PRINT_AND_EXIT(0));
+      const wrong = 'wr0ng-pa55-in-the-url';
+      const result = await withUserInfo(wrong);
+      assert.equal(result.result, 'Failed', result.output);
+      assert.match(result.resultMessage!, /401 Unauthorized/);
+      assert.deepEqual(linesLeaking(result, [wrong]), []);
+    });
   });
 
   async function waitForLog(jobName: string, text: string, runs = 1): Promise<void> {
